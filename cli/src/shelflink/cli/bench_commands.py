@@ -1,0 +1,107 @@
+"""``shelflink bench …``: benchmarks are programs that print their figures and the
+baseline they ran against; the last line is always one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (figures go to docs/benchmarks.md)")
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+
+    sim = sub.add_parser("sim", help="simulated store-days per second for `sim dataset`")
+    sim.add_argument("--stores", type=int, default=4)
+    sim.add_argument("--days", type=float, default=5.0)
+    sim.add_argument("--profile", default="convenience")
+    sim.set_defaults(handler=_bench_sim)
+
+    broker = sub.add_parser(
+        "broker", help="messages per second through the embedded broker, against a baseline"
+    )
+    broker.add_argument("--count", type=int, default=20_000)
+    broker.add_argument("--payload-bytes", type=int, default=300)
+    broker.add_argument(
+        "--baseline",
+        metavar="URL",
+        help="another broker measured in the same run, e.g. mqtt://127.0.0.1:1883 (Mosquitto)",
+    )
+    broker.set_defaults(handler=_bench_broker)
+
+
+def _bench_sim(args: argparse.Namespace) -> int:
+    from shelflink.cli.sim_commands import progress_bar
+    from shelflink.sim import bench_dataset
+
+    figures: dict[str, Any] = {}
+    with progress_bar() as bar:
+        for write in (False, True):
+            label = "model + Parquet" if write else "model only"
+            task = bar.add_task(label, total=None)
+
+            def progress(done: int, total: int, task: Any = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = bench_dataset(
+                args.stores, args.days, profile=args.profile, write=write, progress=progress
+            )
+            figures["with_parquet" if write else "model_only"] = result
+    model, full = figures["model_only"], figures["with_parquet"]
+    print(f"model only:      {model['store_days_per_s']:.1f} store-days/s")
+    print(f"model + Parquet: {full['store_days_per_s']:.1f} store-days/s")
+    print(
+        json.dumps(
+            {
+                "store_days_per_s": full["store_days_per_s"],
+                "model_only_store_days_per_s": model["store_days_per_s"],
+                "lane_readings_per_s": full["lane_readings_per_s"],
+                "profile": args.profile,
+                "lanes_per_store": full["lanes_per_store"],
+            }
+        )
+    )
+    return 0
+
+
+def _bench_broker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shelflink.broker import measure_throughput
+    from shelflink.broker.process import BrokerProcess
+
+    async def embedded_url_run() -> list[dict[str, Any]]:
+        # The broker runs in its own process, as Mosquitto does, so the measuring
+        # clients and the broker do not share one event loop.
+        async with BrokerProcess() as broker:
+            return [
+                dict(
+                    await asyncio.to_thread(
+                        measure_throughput, broker.url, args.count, args.payload_bytes, qos
+                    )
+                )
+                for qos in (0, 1)
+            ]
+
+    results: dict[str, list[dict[str, Any]]] = {"embedded": asyncio.run(embedded_url_run())}
+    if args.baseline:
+        results["baseline"] = [
+            dict(measure_throughput(args.baseline, args.count, args.payload_bytes, qos))
+            for qos in (0, 1)
+        ]
+    for name, runs in results.items():
+        for run in runs:
+            print(
+                f"{name:9} qos {run['qos']}: {run['messages_per_s']:,.0f} msg/s "
+                f"complete={run['complete']}"
+            )
+    line: dict[str, Any] = {
+        "embedded_qos0_msg_per_s": results["embedded"][0]["messages_per_s"],
+        "embedded_qos1_msg_per_s": results["embedded"][1]["messages_per_s"],
+    }
+    if "baseline" in results:
+        line["baseline_qos0_msg_per_s"] = results["baseline"][0]["messages_per_s"]
+        line["baseline_qos1_msg_per_s"] = results["baseline"][1]["messages_per_s"]
+    print(json.dumps(line))
+    return 0

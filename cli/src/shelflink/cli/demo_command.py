@@ -1,0 +1,108 @@
+"""``shelflink demo``: the platform on embedded defaults with simulated stores.
+
+Today: the embedded broker and live simulated stores. Each later component
+(gateway, cloud ingest, planner) joins the same TaskGroup in :func:`run_demo`,
+so the demo grows by adding a task, not by a second entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shelflink.cli.options import add_broker_options, add_store_options, default_state_dir
+
+REFRESH_S = 0.5
+
+
+def register(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="embedded broker + simulated stores with a live terminal view"
+    )
+    add_store_options(demo, stores=3, speed=120.0)
+    demo.add_argument(
+        "--duration", type=float, default=600.0, help="wall seconds to run (default 600)"
+    )
+    add_broker_options(demo)
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="print one summary line per second instead of the live table "
+        "(the default when stdout is not a terminal)",
+    )
+    demo.add_argument("--state-dir", type=Path, default=None)
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    headless = args.headless or not sys.stdout.isatty()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(args, headless=headless))
+    return 0
+
+
+async def _show(live: Any, broker_url: str, headless: bool, done: asyncio.Event) -> None:
+    from shelflink.cli.live_view import render, summary_line
+
+    if headless:
+        while not done.is_set():
+            print(summary_line(live.snapshot()), flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=1.0)
+        return
+    from rich.live import Live
+
+    with Live(render(live.snapshot(), broker_url), refresh_per_second=4) as screen:
+        while not done.is_set():
+            screen.update(render(live.snapshot(), broker_url))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=REFRESH_S)
+        screen.update(render(live.snapshot(), broker_url))
+
+
+async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
+    from shelflink.broker import EmbeddedBroker
+    from shelflink.sim.run import LiveRun
+
+    state_dir: Path = (args.state_dir or default_state_dir()) / "demo"
+    async with contextlib.AsyncExitStack() as stack:
+        broker_url: str = args.broker
+        if not broker_url:
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            broker_url = broker.url
+        live = LiveRun(
+            stores=args.stores,
+            seed=args.seed,
+            speed=args.speed,
+            duration_s=args.duration,
+            broker_url=broker_url,
+            state_dir=state_dir / "devices",
+            manifest_path=state_dir / "manifest.json",
+        )
+        done = asyncio.Event()
+
+        async def simulate() -> None:
+            try:
+                await live.run()
+            finally:
+                done.set()
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(simulate())
+            tasks.create_task(_show(live, broker_url, headless, done))
+        snapshot = live.snapshot()
+        print(
+            json.dumps(
+                {
+                    "stores": len(snapshot.stores),
+                    "devices": snapshot.devices,
+                    "published": snapshot.published,
+                    "manifest": str(state_dir / "manifest.json"),
+                }
+            )
+        )

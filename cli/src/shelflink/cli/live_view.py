@@ -1,0 +1,68 @@
+"""The demo's terminal view: one row per store, redrawn from the run's snapshots.
+
+Rendering is a pure function of a snapshot, so the headless mode (tests, CI
+logs) prints the same facts as one line per refresh.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.table import Table
+
+from shelflink.sim.live import LiveSnapshot
+
+
+def _sim_time(sim_ms: int) -> str:
+    return datetime.fromtimestamp(sim_ms / 1000, tz=UTC).strftime("%a %H:%M")
+
+
+def _fridges(temps: tuple[float, ...]) -> str:
+    # Above 8 °C a chilled product is out of its cold chain: show it in red.
+    return " ".join(f"[red]{t:.1f}[/red]" if t > 8.0 else f"{t:.1f}" for t in temps) or "-"
+
+
+def render(snapshot: LiveSnapshot, broker_url: str) -> Table:
+    title = (
+        f"Shelflink demo · broker {broker_url} · {snapshot.speed:g}× · "
+        f"simulated {_sim_time(snapshot.sim_ms)} UTC · "
+        f"{snapshot.connected}/{snapshot.devices} devices connected"
+    )
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("store", "profile", "msg/s", "published", "backlog", "dropped"):
+        table.add_column(column, justify="right" if column not in ("store", "profile") else "left")
+    table.add_column("lanes low / out", justify="right")
+    table.add_column("sold", justify="right")
+    table.add_column("lost sales", justify="right")
+    table.add_column("fridges °C", justify="left")
+    for store in snapshot.stores:
+        low = f"{store.lanes_low}/{store.lanes}"
+        out = f"[red]{store.lanes_out}[/red]" if store.lanes_out else "0"
+        table.add_row(
+            store.store_id,
+            store.profile,
+            f"{store.msgs_per_s:.0f}",
+            str(store.published),
+            str(store.backlog),
+            str(store.dropped),
+            f"{low} / {out}",
+            str(store.units_sold),
+            str(store.units_lost),
+            _fridges(store.fridge_c),
+        )
+    return table
+
+
+def summary_line(snapshot: LiveSnapshot) -> str:
+    """One line for headless runs: the same facts as the table, totalled."""
+    rate = sum(s.msgs_per_s for s in snapshot.stores)
+    low = sum(s.lanes_low for s in snapshot.stores)
+    out = sum(s.lanes_out for s in snapshot.stores)
+    temps = [t for s in snapshot.stores for t in s.fridge_c]
+    warmest = f"{max(temps):.1f}" if temps else "-"
+    return (
+        f"t={snapshot.elapsed_s:5.1f}s sim={_sim_time(snapshot.sim_ms)} "
+        f"devices={snapshot.connected}/{snapshot.devices} msg/s={rate:.0f} "
+        f"published={snapshot.published} lanes_low={low} lanes_out={out} "
+        f"warmest_fridge_c={warmest}"
+    )

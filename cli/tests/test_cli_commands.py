@@ -1,0 +1,91 @@
+"""The ``shelflink`` command as a user runs it: real subprocesses, real brokers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHELFLINK = [sys.executable, "-m", "shelflink.cli.main"]
+
+
+def shelflink(*args: str, timeout: float = 120, cwd: Path | None = None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SHELFLINK_MQTT_URL"}
+    done = subprocess.run(
+        [*SHELFLINK, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_demo_runs_headless_on_the_embedded_broker(tmp_path: Path) -> None:
+    # No --broker and no SHELFLINK_MQTT_URL: the zero-install path a newcomer takes.
+    lines = shelflink(
+        "demo", "--headless", "--stores", "2", "--duration", "6", "--state-dir", str(tmp_path)
+    )
+    final = json.loads(lines[-1])
+    assert final["stores"] == 2
+    assert final["published"] > 0
+    progress = [line for line in lines[:-1] if line.startswith("t=")]
+    assert progress, "the headless demo printed no live lines"
+    assert any("devices=19/19" in line or "/19" in line for line in progress)
+    manifest = json.loads(Path(final["manifest"]).read_text())
+    assert sum(d["count"] for d in manifest["devices"]) == final["published"]
+
+
+@pytest.mark.slow
+def test_sim_run_writes_a_manifest(tmp_path: Path, mqtt_url: str) -> None:
+    manifest_path = tmp_path / "manifest.json"
+    lines = shelflink(
+        "sim", "run", "--stores", "1", "--duration", "3", "--speed", "60",
+        "--broker", mqtt_url, "--manifest", str(manifest_path), "--state-dir", str(tmp_path),
+    )  # fmt: skip
+    summary = json.loads(lines[-1])
+    manifest = json.loads(manifest_path.read_text())
+    assert summary["published"] == sum(d["count"] for d in manifest["devices"]) > 0
+    for device in manifest["devices"]:
+        if device["count"]:
+            assert device["last_seq"] - device["first_seq"] + 1 >= device["count"]
+
+
+def test_sim_dataset_writes_parquet(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    lines = shelflink("sim", "dataset", "--stores", "1", "--days", "0.25", "--out", str(out))
+    summary = json.loads(lines[-1])
+    assert summary["rows"]
+    assert any(out.glob("*.parquet"))
+
+
+def test_bench_sim_ends_with_one_json_line() -> None:
+    lines = shelflink("bench", "sim", "--stores", "1", "--days", "0.25")
+    figures = json.loads(lines[-1])
+    assert figures["store_days_per_s"] > 0
+    assert figures["model_only_store_days_per_s"] > 0
+
+
+def test_unknown_command_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [*SHELFLINK, "frobnicate"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr
+
+
+def test_sim_run_without_a_broker_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SHELFLINK_MQTT_URL"}
+    done = subprocess.run(
+        [*SHELFLINK, "sim", "run"], capture_output=True, text=True, timeout=30, env=env, check=False
+    )
+    assert done.returncode == 2
+    assert "--broker" in done.stderr
