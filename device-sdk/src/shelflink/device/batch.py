@@ -69,6 +69,47 @@ def _status(message: Status) -> pb.DeviceStatus:
     )
 
 
+BatchItem = (
+    pb.Event | pb.DeviceStatus | pb.Sale | pb.GoodsReceipt | pb.ShelfReading | pb.FridgeReading
+)
+
+
+def to_batch_item(message: DeviceMessage) -> BatchItem | None:
+    """The protobuf form of a device message; ``None`` for what never leaves the store."""
+    match message:
+        case ShelfReading():
+            return _shelf(message)
+        case FridgeReading():
+            return _fridge(message)
+        case Sale():
+            return pb.Sale(
+                device=message.device,
+                seq=message.seq,
+                ts=message.ts,
+                gtin=message.gtin,
+                serial=message.serial or "",
+                qty=message.qty,
+                unit_price_minor=message.unit_price_minor,
+                currency=message.currency,
+                receipt_id=message.receipt_id,
+            )
+        case GoodsReceipt():
+            return pb.GoodsReceipt(
+                device=message.device,
+                seq=message.seq,
+                ts=message.ts,
+                gtin=message.gtin,
+                serial=message.serial or "",
+                qty=message.qty,
+                delivery_ref=message.delivery_ref,
+            )
+        case Status():
+            return _status(message)
+        case Reply():
+            # Command replies are a conversation with the gateway; they stay in the store.
+            return None
+
+
 @dataclass(slots=True)
 class BatchBuilder:
     """Collects one store's messages; :meth:`build` returns the protobuf batch."""
@@ -79,41 +120,18 @@ class BatchBuilder:
 
     def add(self, message: DeviceMessage) -> None:
         batch = self._batch
-        match message:
-            case ShelfReading():
-                batch.shelf.append(_shelf(message))
-            case FridgeReading():
-                batch.fridge.append(_fridge(message))
-            case Sale():
-                batch.sales.append(
-                    pb.Sale(
-                        device=message.device,
-                        seq=message.seq,
-                        ts=message.ts,
-                        gtin=message.gtin,
-                        serial=message.serial or "",
-                        qty=message.qty,
-                        unit_price_minor=message.unit_price_minor,
-                        currency=message.currency,
-                        receipt_id=message.receipt_id,
-                    )
-                )
-            case GoodsReceipt():
-                batch.receipts.append(
-                    pb.GoodsReceipt(
-                        device=message.device,
-                        seq=message.seq,
-                        ts=message.ts,
-                        gtin=message.gtin,
-                        serial=message.serial or "",
-                        qty=message.qty,
-                        delivery_ref=message.delivery_ref,
-                    )
-                )
-            case Status():
-                batch.statuses.append(_status(message))
-            case Reply():
-                # Command replies are a conversation with the gateway; they do not leave the store.
+        match to_batch_item(message):
+            case pb.ShelfReading() as item:
+                batch.shelf.append(item)
+            case pb.FridgeReading() as item:
+                batch.fridge.append(item)
+            case pb.Sale() as item:
+                batch.sales.append(item)
+            case pb.GoodsReceipt() as item:
+                batch.receipts.append(item)
+            case pb.DeviceStatus() as item:
+                batch.statuses.append(item)
+            case _:
                 pass
 
     def add_event(self, event: pb.Event) -> None:

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     # Raised by gateways, not by the codec, but counted under the same names.
     UNKNOWN_DEVICE = "unknown_device"
     DUPLICATE = "duplicate"
+    BUFFER_FULL = "buffer_full"
 
 
 class ContractError(ValueError):

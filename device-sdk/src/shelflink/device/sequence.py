@@ -43,6 +43,9 @@ def _read_mark(path: Path) -> int:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return 0
+    except UnicodeDecodeError:
+        # Binary junk (a flash page gone bad) is a corrupt file like any other.
+        raise SequenceError(f"sequence file {path} is not ASCII text: corrupt") from None
     try:
         value = int(text)
     except ValueError:
