@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -54,6 +55,7 @@ class BrokerProcess:
     prefer_mosquitto: bool = True
     proc: subprocess.Popen[bytes] | None = None
     kind: str = field(default="")
+    _log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -83,16 +85,22 @@ class BrokerProcess:
 
     def start(self) -> None:
         assert self.proc is None, "already running"
-        log = open(self.workdir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT)
+        self._log = open(self.workdir / "broker.log", "ab")  # noqa: SIM115 - closed in _reaped
+        self.proc = subprocess.Popen(self._command(), stdout=self._log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
+
+    def _reaped(self) -> None:
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def kill(self) -> None:
         """SIGKILL: the broker gets no chance to say goodbye, like a power cut."""
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
-            self.proc = None
+            self._reaped()
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -102,7 +110,7 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-            self.proc = None
+            self._reaped()
 
 
 @pytest.fixture
