@@ -114,9 +114,14 @@ def _check_size(payload: bytes, max_bytes: int) -> None:
         raise ContractError(Reason.OVERSIZED, f"payload is {len(payload)} bytes, limit {max_bytes}")
 
 
+# One decoder for every message: json.loads with keyword arguments builds a
+# new decoder per call, which costs more than parsing a small reading.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_object(payload: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
+        obj = _DECODER.decode(payload.decode("utf-8"))
     except ContractError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge ints
@@ -126,7 +131,8 @@ def _parse_object(payload: bytes) -> dict[str, Any]:
     return obj
 
 
-def _validation_error(exc: ValidationError) -> ContractError:
+def contract_error(exc: ValidationError) -> ContractError:
+    """The contract's reason for a pydantic validation error (first error wins)."""
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in first["loc"]) or None
     kind = first["type"]
@@ -150,7 +156,7 @@ def _validate(model: type[BaseModel], obj: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise _validation_error(exc) from None
+        raise contract_error(exc) from None
 
 
 def _check_version(obj: dict[str, Any]) -> None:
