@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shelflink.device import DeviceMessage
-from shelflink.device.batch import BatchBuilder
+from shelflink.device.batch import BatchBuilder, BatchItem
 from shelflink.device.proto import batch_pb2 as pb
 from shelflink.gateway.buffer_batch import encode_batch_bytes, framed_size, varint
-from shelflink.gateway.buffer_record import BatchItem, Priority, Record, record_of
+from shelflink.gateway.buffer_record import Priority, Record, record_of
 
 events = st.builds(
     pb.Event,

@@ -30,6 +30,14 @@ def register(commands: Any) -> None:
     )
     broker.set_defaults(handler=_bench_broker)
 
+    gateway = sub.add_parser(
+        "gateway", help="readings/s into one gateway's durable buffer vs a raw SQLite insert"
+    )
+    gateway.add_argument("--messages", type=int, default=200_000)
+    gateway.add_argument("--devices", type=int, default=50)
+    gateway.add_argument("--lanes", type=int, default=8, help="lanes per shelf")
+    gateway.set_defaults(handler=_bench_gateway)
+
 
 def _bench_sim(args: argparse.Namespace) -> int:
     from shelflink.cli.sim_commands import progress_bar
@@ -103,5 +111,26 @@ def _bench_broker(args: argparse.Namespace) -> int:
     if "baseline" in results:
         line["baseline_qos0_msg_per_s"] = results["baseline"][0]["messages_per_s"]
         line["baseline_qos1_msg_per_s"] = results["baseline"][1]["messages_per_s"]
+    print(json.dumps(line))
+    return 0
+
+
+def _bench_gateway(args: argparse.Namespace) -> int:
+    from shelflink.gateway.bench import bench_gateway
+
+    result = bench_gateway(args.messages, args.devices, args.lanes)
+    ours, ceiling = result["gateway"], result["sqlite_ceiling"]
+    print(
+        f"store: {result['devices']} shelves, {result['lanes']} lanes; "
+        f"{result['messages']:,} readings"
+    )
+    print(
+        f"gateway intake (decode, checks, buffer commit): {ours['readings_per_s']:,} readings/s "
+        f"({ours['lane_values_per_s']:,} lane values/s, {ours['commits']} commits)"
+    )
+    print(f"raw SQLite executemany, same rows (ceiling):   {ceiling['rows_per_s']:,} rows/s")
+    print(f"ratio: {ours['readings_per_s'] / ceiling['rows_per_s']:.2f} of the ceiling")
+    print(f"peak resident memory: {result['rss_mb']} MB")
+    line = {k: result[k] for k in ("readings_per_s", "sqlite_ceiling_per_s", "rss_mb")}
     print(json.dumps(line))
     return 0

@@ -1,8 +1,9 @@
 """``shelflink demo``: the platform on embedded defaults with simulated stores.
 
-Today: the embedded broker and live simulated stores. Each later component
-(gateway, cloud ingest, planner) joins the same TaskGroup in :func:`run_demo`,
-so the demo grows by adding a task, not by a second entry point.
+Today: the embedded broker, live simulated stores and one gateway per store
+between the devices and the view. Each later component (cloud ingest,
+planner) joins the same TaskGroup in :func:`run_demo`, so the demo grows by
+adding a task, not by a second entry point.
 """
 
 from __future__ import annotations
@@ -46,27 +47,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _show(live: Any, broker_url: str, headless: bool, done: asyncio.Event) -> None:
+def _gateway_views(gateways: list[Any]) -> dict[str, Any]:
+    from shelflink.cli.live_view import GatewayView
+
+    views = {}
+    for gateway in gateways:
+        intake = gateway.intake
+        if intake is None:
+            continue
+        stats = intake.buffer.stats()
+        views[gateway.config.store_id] = GatewayView(
+            accepted=sum(intake.counters.accepted.values()),
+            rejected=sum(intake.counters.rejected.values()),
+            buffer_records=stats.records,
+            buffer_bytes=stats.bytes,
+            high_water=stats.high_water,
+            gaps=sum(gateway.gaps_reported.values()),
+        )
+    return views
+
+
+async def _show(
+    live: Any, broker_url: str, headless: bool, done: asyncio.Event, gateways: list[Any]
+) -> None:
     from shelflink.cli.live_view import render, summary_line
 
     if headless:
         while not done.is_set():
-            print(summary_line(live.snapshot()), flush=True)
+            print(summary_line(live.snapshot(), _gateway_views(gateways)), flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=1.0)
         return
     from rich.live import Live
 
-    with Live(render(live.snapshot(), broker_url), refresh_per_second=4) as screen:
+    def frame() -> Any:
+        return render(live.snapshot(), broker_url, _gateway_views(gateways))
+
+    with Live(frame(), refresh_per_second=4) as screen:
         while not done.is_set():
-            screen.update(render(live.snapshot(), broker_url))
+            screen.update(frame())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=REFRESH_S)
-        screen.update(render(live.snapshot(), broker_url))
+        screen.update(frame())
 
 
 async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
     from shelflink.broker import EmbeddedBroker
+    from shelflink.cli.store_configs import gateway_config
+    from shelflink.gateway import Gateway
     from shelflink.sim.run import LiveRun
 
     state_dir: Path = (args.state_dir or default_state_dir()) / "demo"
@@ -84,17 +112,36 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
             state_dir=state_dir / "devices",
             manifest_path=state_dir / "manifest.json",
         )
+        gateways = [
+            Gateway(gateway_config(sim.layout, broker_url, state_dir / "gateways"))
+            for sim in live.sims
+        ]
         done = asyncio.Event()
 
         async def simulate() -> None:
             try:
+                # Devices start once every gateway listens, so nothing is missed.
+                async with asyncio.timeout(30):
+                    for gateway in gateways:
+                        await gateway.ready.wait()
+                        assert gateway.southbound is not None
+                        await gateway.southbound.connected.wait()
                 await live.run()
+                # Let the gateways commit what the devices sent last.
+                for gateway in gateways:
+                    if gateway.intake is not None:
+                        await gateway.intake.drain()
             finally:
                 done.set()
 
         async with asyncio.TaskGroup() as tasks:
+            gateway_tasks = [tasks.create_task(g.run()) for g in gateways]
             tasks.create_task(simulate())
-            tasks.create_task(_show(live, broker_url, headless, done))
+            tasks.create_task(_show(live, broker_url, headless, done, gateways))
+            await done.wait()
+            views = _gateway_views(gateways)
+            for task in gateway_tasks:
+                task.cancel()
         snapshot = live.snapshot()
         print(
             json.dumps(
@@ -102,6 +149,9 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                     "stores": len(snapshot.stores),
                     "devices": snapshot.devices,
                     "published": snapshot.published,
+                    "gateway_accepted": sum(v.accepted for v in views.values()),
+                    "gateway_rejected": sum(v.rejected for v in views.values()),
+                    "buffered": sum(v.buffer_records for v in views.values()),
                     "manifest": str(state_dir / "manifest.json"),
                 }
             )

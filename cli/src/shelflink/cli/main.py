@@ -12,7 +12,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shelflink.cli import bench_commands, broker_commands, demo_command, sim_commands
+from shelflink.cli import (
+    bench_commands,
+    broker_commands,
+    demo_command,
+    gateway_commands,
+    sim_commands,
+)
 from shelflink.cli._version import __version__
 
 
@@ -28,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_command.register(commands)
     sim_commands.register(commands)
+    gateway_commands.register(commands)
     broker_commands.register(commands)
     bench_commands.register(commands)
     return parser

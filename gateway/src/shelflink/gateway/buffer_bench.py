@@ -106,7 +106,7 @@ async def _through_buffer(
     }
 
 
-def _raw_executemany(
+def raw_executemany(
     path: Path, rows: Sequence[Record], synchronous: Synchronous, per_transaction: int
 ) -> dict[str, Any]:
     conn = connect(path, synchronous)  # same schema, WAL, locking and sync as the buffer
@@ -193,12 +193,12 @@ def bench_buffer(
             # After close: the WAL is checkpointed, the file holds everything.
             appended["file_bytes"] = path.stat().st_size
             result[f"append_{mode.lower()}"] = appended
-            result[f"raw_executemany_{mode.lower()}"] = _raw_executemany(
+            result[f"raw_executemany_{mode.lower()}"] = raw_executemany(
                 root / f"raw-{mode}.db", flat, synchronous, len(flat)
             )
             # The same rows in transactions as big as the buffer's group commits:
             # what is left between this and the buffer is the buffer's own cost.
-            result[f"raw_executemany_grouped_{mode.lower()}"] = _raw_executemany(
+            result[f"raw_executemany_grouped_{mode.lower()}"] = raw_executemany(
                 root / f"grouped-{mode}.db",
                 flat,
                 synchronous,

@@ -1,0 +1,60 @@
+"""The gateway's own events: what it concluded, numbered by its own sequence.
+
+Events go into the durable buffer at the highest priority, so they reach the
+cloud ahead of raw telemetry, and carry a JSON body documented per type in
+docs/gateway.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shelflink.device.proto import batch_pb2 as pb
+from shelflink.device.sequence import SequenceStore
+from shelflink.gateway.buffer_record import DropReport, Record, record_of
+from shelflink.gateway.sequence_tracker import GapReport
+
+INFO = pb.SEVERITY_INFO
+WARNING = pb.SEVERITY_WARNING
+CRITICAL = pb.SEVERITY_CRITICAL
+
+
+class EventFactory:
+    def __init__(self, gateway_id: str, sequence: SequenceStore) -> None:
+        self.gateway_id = gateway_id
+        self.sequence = sequence
+
+    def event(
+        self, type_: str, severity: pb.Severity.ValueType, ts_ms: int, source: str | None = None,
+        **body: Any,
+    ) -> Record:  # fmt: skip
+        item = pb.Event(
+            source=source or self.gateway_id,
+            seq=self.sequence.next(),
+            ts=ts_ms,
+            type=type_,
+            severity=severity,
+            body_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        )
+        return record_of(item)
+
+    def gap(self, report: GapReport, ts_ms: int) -> Record:
+        # A reboot skip is expected bookkeeping; loss is what operators act on.
+        severity = WARNING if report.kind.value == "loss" else INFO
+        return self.event(
+            "sequence_gap", severity, ts_ms, report.device,
+            kind=report.kind.value, first=report.first, last=report.last, count=report.count,
+        )  # fmt: skip
+
+    def dropped(self, report: DropReport, ts_ms: int) -> Record:
+        return self.event(
+            "buffer_dropped", WARNING, ts_ms, report.device,
+            records=report.records, seq_ranges=[list(r) for r in report.seq_ranges],
+        )  # fmt: skip
+
+    def high_water(self, on: bool, ts_ms: int, used: int, limit: int) -> Record:
+        return self.event(
+            "buffer_high_water", CRITICAL if on else INFO, ts_ms, None,
+            on=on, used_bytes=used, max_bytes=limit,
+        )  # fmt: skip
