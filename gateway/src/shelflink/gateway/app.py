@@ -30,6 +30,7 @@ from shelflink.gateway.opcua_source import OpcUaFridgeSource
 from shelflink.gateway.registry import DeviceRegistry
 from shelflink.gateway.sequence_tracker import SequenceTracker
 from shelflink.gateway.southbound_mqtt import LinkState, MqttSouthbound
+from shelflink.gateway.uplink import Uplink
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class Gateway:
         self.intake: Intake | None = None
         self.health: HealthServer | None = None
         self.southbound: MqttSouthbound | None = None
+        self.uplink: Uplink | None = None
         self._alarms: list[bool] = []
 
     @property
@@ -102,6 +104,9 @@ class Gateway:
                 )
                 for controller in config.opcua
             ]
+            uplink = self.uplink = (
+                Uplink(config, buffer, self.clock_ms) if config.uplink is not None else None
+            )
             links = [
                 LinkView(
                     "store-broker", "mqtt", lambda: southbound.state.value,
@@ -109,9 +114,19 @@ class Gateway:
                 ),
                 *(_opcua_link(source) for source in sources),
             ]  # fmt: skip
+            if uplink is not None:
+                links.append(
+                    LinkView(
+                        "cloud-broker",
+                        "mqtt",
+                        lambda: uplink.state.value,
+                        lambda: uplink.counters.reconnects,
+                    )
+                )
             collector = GatewayCollector(
                 config.store_id, intake, self.registry, self.tracker, buffer, dead_letters,
                 links, self.clock_ms, lambda: dict(self.gaps_reported),
+                uplink.stats if uplink is not None else None,
             )  # fmt: skip
             self.health = HealthServer(
                 config.health.host, config.health.port, new_registry(collector),
@@ -124,6 +139,8 @@ class Gateway:
                     for source in sources:
                         tasks.create_task(source.run(), name=f"opcua-{source.config.device_id}")
                     tasks.create_task(self._housekeeping(buffer, events), name="housekeeping")
+                    if uplink is not None:
+                        tasks.create_task(uplink.run(), name="uplink")
                     self.ready.set()
             finally:
                 await self.health.stop()
@@ -178,6 +195,10 @@ class Gateway:
             problems.append("store broker not connected")
         if stats.high_water:
             problems.append("buffer above high water")
+        uplink = self.uplink
+        # An offline store keeps working and buffering: the cloud link being down
+        # is reported, but does not make the gateway unhealthy on its own.
+        cloud = None if uplink is None else uplink.state.value
         return not problems, {
             "store_id": self.config.store_id,
             "gateway_id": self.config.gateway_id,
@@ -188,4 +209,5 @@ class Gateway:
                 "max_bytes": stats.max_bytes,
             },
             "devices": {k.value: v for k, v in self.registry.counts().items()},
+            "cloud_link": cloud,
         }

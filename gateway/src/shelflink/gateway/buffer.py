@@ -307,6 +307,22 @@ class DurableBuffer:
         self._apply(counters)
         return lease
 
+    async def lease_newest(self, max_records: int, max_bytes: int, min_ts_ms: int) -> Lease | None:
+        """Like :meth:`lease`, but the newest unleased records with ``ts >= min_ts_ms``.
+
+        The uplink's live lane: while an old backlog replays at a limited rate,
+        fresh readings still go out at once.
+        """
+        if max_records < 1 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be positive")
+        store = self._require_store()
+        now_ms = time.time_ns() // 1_000_000
+        lease, counters = await self._in_thread(
+            store.lease, max_records, max_bytes, now_ms, min_ts_ms
+        )
+        self._apply(counters)
+        return lease
+
     async def leased(self) -> list[Lease]:
         """Leases not yet acked, oldest first; after a restart the uplink resends exactly these."""
         store = self._require_store()

@@ -315,20 +315,29 @@ class BufferStore:
 
     # -- the uplink's side ---------------------------------------------------------------------
 
-    def lease(self, max_records: int, max_bytes: int, now_ms: int) -> tuple[Lease | None, Counters]:
-        """Take the first unleased records in (priority, id) order under a new batch_seq."""
+    def lease(
+        self, max_records: int, max_bytes: int, now_ms: int, newest_since_ms: int | None = None
+    ) -> tuple[Lease | None, Counters]:
+        """Take the first unleased records in (priority, id) order under a new batch_seq.
+
+        With ``newest_since_ms``: the newest unleased records instead, none older
+        than that (the uplink's live lane while a backlog replays at a limited rate).
+        """
         c = self._conn
         try:
             c.execute("BEGIN IMMEDIATE")
             try:
+                order = "priority, id" if newest_since_ms is None else "id DESC"
                 cursor = c.execute(
                     f"SELECT {_RECORD_COLUMNS} FROM record WHERE batch_seq IS NULL "
-                    "ORDER BY priority, id LIMIT ?",
+                    f"ORDER BY {order} LIMIT ?",
                     (max_records,),
                 )
                 rows: list[_Row] = []
                 size = 0
                 for row in cursor:
+                    if newest_since_ms is not None and row[5] < newest_since_ms:
+                        continue
                     framed = framed_size(len(row[6]))
                     # The first record always goes, or one big record would block the queue.
                     if rows and size + framed > max_bytes:
@@ -339,6 +348,9 @@ class BufferStore:
                 if not rows:
                     c.execute("ROLLBACK")
                     return None, self.counters()
+                # Stored and returned in the order leased() rebuilds, so that a
+                # resend after a restart is byte-identical.
+                rows.sort(key=lambda row: (row[1], row[0]))
                 (batch_seq,) = c.execute(
                     "SELECT value FROM counter WHERE name = ?", (NEXT_BATCH_SEQ,)
                 ).fetchone()

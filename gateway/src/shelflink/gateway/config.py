@@ -119,6 +119,46 @@ class SequenceConfig(_Section):
     state_dir: Path = Path("sequences")
 
 
+class UplinkConfig(_Section):
+    """The northbound link to the cloud broker and how the buffer is drained: docs/uplink.md."""
+
+    url: str  # the cloud broker, mqtt:// or mqtts://; no default: it is never the store broker
+    # None means the gateway id: the cloud broker's ACL knows a gateway by it.
+    username: str | None = None
+    password_env: str | None = None  # read from the environment, like [broker]
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=600)] = 30
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # A batch is at most max_records records and max_bytes of protobuf before
+    # compression (one bigger record still goes alone), or whatever waited linger_s.
+    max_records: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    max_bytes: Annotated[int, Field(ge=1024, le=8 << 20)] = 256 << 10
+    linger_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    window: Annotated[int, Field(ge=1, le=1024)] = 8  # batches sent and not yet acked
+    ack_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    ack_timeout_max_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    # Records older than replay_after_s are backlog: sent at most at these rates.
+    replay_after_s: Annotated[float, Field(ge=0)] = 60.0
+    replay_max_batches_per_s: Annotated[float, Field(gt=0)] | None = 10.0
+    replay_max_bytes_per_s: Annotated[int, Field(ge=1024)] | None = None
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> Self:
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("uplink.ack_timeout_max_s must not be below uplink.ack_timeout_s")
+        return self
+
+    def password(self) -> str | None:
+        if self.password_env is None:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"uplink.password_env names {self.password_env}, which is not set")
+        return value
+
+
 class GatewayConfig(_Section):
     store_id: Id
     gateway_id: Id
@@ -130,6 +170,7 @@ class GatewayConfig(_Section):
     sequence: SequenceConfig = SequenceConfig()
     devices: list[DeviceConfig] = Field(default_factory=list)
     opcua: list[OpcUaControllerConfig] = Field(default_factory=list)
+    uplink: UplinkConfig | None = None  # None: no cloud link (a lab gateway)
     log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
@@ -146,8 +187,17 @@ class GatewayConfig(_Section):
         def at(path: Path) -> Path:
             return path if path.is_absolute() else base / path
 
+        def certs(section: BaseModel) -> dict[str, Path]:
+            names = ("ca_file", "cert_file", "key_file")
+            return {n: at(getattr(section, n)) for n in names if getattr(section, n) is not None}
+
+        update: dict[str, object] = {}
+        if self.uplink is not None:
+            update["uplink"] = self.uplink.model_copy(update=certs(self.uplink))
         return self.model_copy(
             update={
+                **update,
+                "broker": self.broker.model_copy(update=certs(self.broker)),
                 "buffer": self.buffer.model_copy(update={"path": at(self.buffer.path)}),
                 "dead_letter": self.dead_letter.model_copy(
                     update={"path": at(self.dead_letter.path)}

@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from shelflink.gateway.buffer import DurableBuffer
@@ -17,6 +22,7 @@ from shelflink.gateway.dead_letter import DeadLetterStore
 from shelflink.gateway.intake import Intake
 from shelflink.gateway.registry import DeviceRegistry, Presence
 from shelflink.gateway.sequence_tracker import SequenceTracker
+from shelflink.gateway.uplink_stats import UplinkStats
 
 NS = "shelflink_gateway"
 
@@ -43,6 +49,7 @@ class GatewayCollector(Collector):
         links: list[LinkView],
         clock_ms: Callable[[], int],
         gaps_reported: Callable[[], dict[tuple[str, str], int]],
+        uplink: Callable[[], UplinkStats] | None = None,
     ) -> None:
         self.store_id = store_id
         self.intake = intake
@@ -53,6 +60,7 @@ class GatewayCollector(Collector):
         self.links = links
         self.clock_ms = clock_ms
         self.gaps_reported = gaps_reported
+        self.uplink = uplink
 
     def collect(self) -> Iterator[Metric]:
         counters = self.intake.counters
@@ -92,6 +100,8 @@ class GatewayCollector(Collector):
         yield from self._buffer()
         yield from self._devices()
         yield from self._links()
+        if self.uplink is not None:
+            yield from self._uplink(self.uplink())
         yield CounterMetricFamily(
             f"{NS}_dead_letter_overflow",
             "Rejections counted but not kept: the dead-letter write queue was full",
@@ -143,6 +153,31 @@ class GatewayCollector(Collector):
         yield presence
         yield seen
 
+    def _uplink(self, stats: UplinkStats) -> Iterator[Metric]:
+        up = f"{NS}_uplink"
+        yield GaugeMetricFamily(
+            f"{up}_batches_in_flight", "Batches sent, not yet acknowledged by the cloud",
+            value=stats.in_flight_batches,
+        )  # fmt: skip
+        for name, help_text, value in (
+            ("batches_published", "Batches published (first sends)", stats.published),
+            ("resends", "Batches sent again after an acknowledgement timeout", stats.resends),
+            ("batches_acked", "Batches the cloud committed", stats.acked),
+            ("batches_rejected", "Batches the cloud refused for good", stats.rejected),
+            ("acks_unknown", "Acks for batches not in flight", stats.acks_unknown),
+            ("acks_invalid", "Unreadable or foreign acks", stats.acks_invalid),
+        ):
+            yield CounterMetricFamily(f"{up}_{name}", help_text, value=value)
+        latency = HistogramMetricFamily(
+            f"{up}_ack_latency_seconds", "From publish to the cloud's committed acknowledgement"
+        )
+        latency.add_metric(
+            [],
+            [(_le(le), count) for le, count in stats.ack_latency_buckets],
+            stats.ack_latency_sum_s,
+        )
+        yield latency
+
     def _links(self) -> Iterator[Metric]:
         link_state = GaugeMetricFamily(
             f"{NS}_link_up", "1 while a southbound link (MQTT broker, OPC UA session) is up",
@@ -159,6 +194,10 @@ class GatewayCollector(Collector):
             reconnects.add_metric([link.name, link.kind], link.reconnects())
         yield link_state
         yield reconnects
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def new_registry(collector: GatewayCollector) -> CollectorRegistry:
