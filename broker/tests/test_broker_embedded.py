@@ -171,7 +171,7 @@ async def test_persistent_session_gets_queued_messages_without_retain_flag() -> 
     assert report["complete"], report
     assert report["in_order"], report
     assert report["subscription_kept"], report
-    # amqtt alone sets RETAIN on these; EmbeddedBroker corrects it (see embedded._Amqtt).
+    # amqtt alone sets RETAIN on these; EmbeddedBroker corrects it (see amqtt_broker.py).
     assert not report["retain_flag_on_redelivery"], report
 
 

@@ -12,16 +12,16 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
-from amqtt.broker import Broker
+from amqtt.adapters import StreamReaderAdapter
 from amqtt.contexts import BrokerConfig, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError
 
 from shelflink.broker import auth
+from shelflink.broker.amqtt_broker import CorrectedBroker
 from shelflink.broker.errors import BrokerError, BrokerReentrantError, BrokerStartError
-from shelflink.broker.framing import SizeLimitedReader
+from shelflink.broker.framing import ConnectionWriter, SizeLimitedReader
 
 logger = logging.getLogger(__name__)
 
@@ -46,33 +46,6 @@ def quiet_amqtt_logging(level: int) -> None:
     broker_logger = logging.getLogger("amqtt.broker")
     if not any(isinstance(f, _DropConnectionProbes) for f in broker_logger.filters):
         broker_logger.addFilter(_DropConnectionProbes())
-
-
-class _Amqtt(Broker):  # type: ignore[misc]  # amqtt ships no types
-    """amqtt's broker with one protocol fix.
-
-    amqtt hands the messages it queued for an offline persistent session to the client on
-    reconnect with the RETAIN flag set; MQTT 3.1.1 [MQTT-3.3.1-9] requires RETAIN=0 for
-    messages delivered through an established subscription, and a subscriber that treats
-    RETAIN as "last known value, possibly stale" would misread them. This override of a
-    private method is pinned by the amqtt version range in pyproject.toml and covered by
-    test_broker_embedded.py.
-    """
-
-    async def _publish_session_retained_messages(self, session: Any) -> None:
-        handler = self._get_handler(session)
-        if handler is None:
-            return
-        deliveries = []
-        while not session.retained_messages.empty():
-            queued = session.retained_messages.get_nowait()
-            deliveries.append(
-                asyncio.ensure_future(
-                    handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
-                )
-            )
-        if deliveries:
-            await asyncio.wait(deliveries)
 
 
 class EmbeddedBroker:
@@ -114,7 +87,7 @@ class EmbeddedBroker:
         self._max_packet_bytes = max_packet_bytes
         self._session_expiry_s = session_expiry_s
         self._log_level = log_level
-        self._amqtt: Any = None
+        self._amqtt: CorrectedBroker | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -151,7 +124,7 @@ class EmbeddedBroker:
             session_expiry_interval=self._session_expiry_s,
         )
         try:
-            self._amqtt = _Amqtt(config)
+            self._amqtt = CorrectedBroker(config)
             await self._amqtt.start()
         except (AMQTTError, ValueError) as exc:
             self._amqtt = None
@@ -219,7 +192,7 @@ class EmbeddedBroker:
             )
             await broker.external_connected(
                 reader=reader_adapter,
-                writer=StreamWriterAdapter(writer),
+                writer=ConnectionWriter(writer),
                 listener_name=_LISTENER,
             )
         except (AMQTTError, OSError) as exc:

@@ -1,8 +1,9 @@
-"""A packet-size limit in front of amqtt, which has none of its own.
+"""The byte streams between our listener and amqtt, one pair per client connection.
 
-``SizeLimitedReader`` follows the MQTT fixed header of every packet as amqtt reads it
-and hangs up on a client whose packet announces more than the limit, before the body is
-read, so an oversized publish costs the broker no memory.
+``SizeLimitedReader`` is a packet-size limit, which amqtt has none of: it follows the
+MQTT fixed header of every packet as amqtt reads it and hangs up on a client whose packet
+announces more than the limit, before the body is read, so an oversized publish costs
+the broker no memory. ``ConnectionWriter`` is a connection the broker can cut at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from amqtt.adapters import ReaderAdapter
+from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +69,22 @@ class SizeLimitedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no 
                 i += taken
                 if self._body_left == 0:
                     self._state = _HEADER
+
+
+class ConnectionWriter(StreamWriterAdapter):  # type: ignore[misc]  # amqtt ships no types
+    """amqtt's writer for one connection, which the broker can also cut at once.
+
+    amqtt 0.12 only closes a connection gracefully: it first waits for the send buffer to
+    drain, which never happens for a client that stopped reading. A takeover and an
+    expired keep-alive must end such a connection now (see amqtt_broker.py).
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer)
+        self._transport = writer.transport
+
+    def abort(self) -> None:
+        """Drop the connection with whatever is unsent. amqtt's reader for it then sees
+        the stream end, which amqtt handles as the client going away."""
+        self.is_closed = True
+        self._transport.abort()

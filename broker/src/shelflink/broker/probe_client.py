@@ -8,7 +8,9 @@ is guarded by ``_lock`` or by ``threading.Event``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,6 +26,54 @@ MessageHandler = Callable[[mqtt.MQTTMessage], None]
 _KEEPALIVE_S = 30
 
 
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The last will a client leaves with the broker at CONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One PUBLISH as the client saw it; ``retain`` is the flag on the wire."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Inbox:
+    """Collects messages on paho's thread; the caller waits on it with a deadline."""
+
+    def __init__(self) -> None:
+        self._messages: list[Received] = []
+        self._changed = threading.Condition()
+
+    def on_message(self, message: mqtt.MQTTMessage) -> None:
+        with self._changed:
+            self._messages.append(Received(message.topic, bytes(message.payload), message.retain))
+            self._changed.notify_all()
+
+    @property
+    def messages(self) -> list[Received]:
+        with self._changed:
+            return list(self._messages)
+
+    def wait_until(self, predicate: Callable[[list[Received]], bool], timeout_s: float) -> bool:
+        """Whether ``predicate`` held for the messages so far before ``timeout_s`` ran out."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not predicate(self._messages):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+
 class ProbeClient:
     """One MQTT connection. Use as a context manager: leaving it disconnects and joins the
     network thread."""
@@ -36,6 +86,8 @@ class ProbeClient:
         clean_session: bool = True,
         mqtt5: bool = False,
         on_message: MessageHandler | None = None,
+        will: Will | None = None,
+        keepalive_s: int = _KEEPALIVE_S,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.client_id = client_id
@@ -51,11 +103,16 @@ class ProbeClient:
         )
         self._mqtt5 = mqtt5
         self._clean_session = clean_session
+        self._keepalive_s = keepalive_s
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, will.qos, will.retain)
         if self.address.username is not None:
             self._client.username_pw_set(self.address.username, self.address.password)
         self._lock = threading.Lock()
         self._connack = threading.Event()
+        self._gone = threading.Event()
         self._connect_reason: str | None = None
+        self._session_present = False
         self._subacks: dict[int, list[ReasonCode]] = {}
         self._suback_arrived = threading.Condition(self._lock)
         self._user_on_message = on_message
@@ -71,12 +128,13 @@ class ProbeClient:
         self,
         _client: mqtt.Client,
         _userdata: Any,
-        _flags: mqtt.ConnectFlags,
+        flags: mqtt.ConnectFlags,
         reason_code: ReasonCode,
         _properties: Any,
     ) -> None:
         with self._lock:
             self._connect_reason = None if not reason_code.is_failure else str(reason_code)
+            self._session_present = flags.session_present
         self._connack.set()
 
     def _on_disconnect(
@@ -93,6 +151,7 @@ class ProbeClient:
                 # protocol version it does not speak.
                 self._connect_reason = f"connection closed before CONNACK ({reason_code})"
         self._connack.set()
+        self._gone.set()
 
     def _on_subscribe(
         self,
@@ -120,11 +179,13 @@ class ProbeClient:
                 self._client.connect(
                     self.address.host,
                     self.address.port,
-                    keepalive=_KEEPALIVE_S,
+                    keepalive=self._keepalive_s,
                     clean_start=self._clean_session,
                 )
             else:
-                self._client.connect(self.address.host, self.address.port, keepalive=_KEEPALIVE_S)
+                self._client.connect(
+                    self.address.host, self.address.port, keepalive=self._keepalive_s
+                )
         except OSError as exc:
             raise BrokerConnectError(f"{self.address.url}: {exc}") from exc
         self._client.loop_start()
@@ -135,6 +196,33 @@ class ProbeClient:
             reason = self._connect_reason
         if reason is not None:
             raise BrokerConnectError(f"{self.address.url}: {reason}")
+
+    @property
+    def session_present(self) -> bool:
+        """The CONNACK's session-present flag: the broker kept this client id's session."""
+        with self._lock:
+            return self._session_present
+
+    def wait_gone(self, timeout_s: float) -> bool:
+        """Whether the connection ended (the broker closed it) within ``timeout_s``."""
+        return self._gone.wait(timeout_s)
+
+    def hang(self) -> None:
+        """Stop paho's network thread and leave the socket open: a client that froze. It
+        neither reads nor sends (no PINGREQ), so only the broker's keep-alive ends it."""
+        if self._started:
+            self._client.loop_stop()
+            self._started = False
+
+    def drop(self) -> None:
+        """Close the socket without DISCONNECT: a client that crashed."""
+        self.hang()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
 
     def subscribe(self, topic: str, qos: int, timeout_s: float = 5.0) -> int:
         """Subscribe and return the QoS the broker granted; raise if it refused."""
@@ -160,11 +248,14 @@ class ProbeClient:
         self._client.max_inflight_messages_set(messages)
 
     def close(self) -> None:
-        """Disconnect cleanly and join paho's thread (it ends once the socket closes)."""
+        """Disconnect cleanly and join paho's thread (it ends once the socket closes); a
+        client that hung is dropped instead."""
         if self._started:
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
+        else:
+            self._close_socket()
 
     def __enter__(self) -> Self:
         return self
