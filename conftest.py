@@ -16,12 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 MQTT_URL_ENV = "SHELFLINK_TEST_MQTT_URL"
 DATABASE_URL_ENV = "SHELFLINK_TEST_DATABASE_URL"
@@ -137,3 +140,117 @@ def mqtt_url() -> Iterator[str]:
             yield broker.url
         finally:
             broker.stop()
+
+
+# -- databases ---------------------------------------------------------------------------
+# The server comes from SHELFLINK_TEST_DATABASE_URL, else an embedded PostgreSQL for the
+# session. No test writes to that URL's database: each gets a database of its own, cloned
+# from a template migrated once per session, and dropped afterwards, so tests stay
+# isolated even on a server that other suites share.
+
+
+def _create_database(server_url: str, name: str, template: str | None = None) -> str:
+    import psycopg
+    from psycopg import sql
+
+    from shelflink.cloud.database import with_database
+
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(statement)
+    return with_database(server_url, name)
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _unique_name(prefix: str) -> str:
+    import uuid
+
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (its URL names a database tests leave alone)."""
+    configured = os.environ.get(DATABASE_URL_ENV)
+    if configured:
+        yield configured
+        return
+    import asyncio
+
+    from shelflink.cloud.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="shelflink-pg-") as workdir:
+        # Searchable by others: as root, the server runs as an unprivileged user.
+        Path(workdir).chmod(0o711)
+        server = EmbeddedPostgres(Path(workdir) / "pg")
+        asyncio.run(server.start())
+        try:
+            yield server.url
+        finally:
+            asyncio.run(server.stop())
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(database_url: str) -> Iterator[str]:
+    import asyncio
+
+    from shelflink.cloud.database import connect
+    from shelflink.cloud.migrations import migrate
+
+    name = _unique_name("shelflink_template")
+    url = _create_database(database_url, name)
+
+    async def run() -> None:
+        async with await connect(url) as conn:
+            await migrate(conn)
+
+    try:
+        asyncio.run(run())
+        yield name
+    finally:
+        _drop_database(database_url, name)
+
+
+@pytest.fixture
+def empty_database_url(database_url: str) -> Iterator[str]:
+    """A fresh database with no schema, dropped after the test."""
+    name = _unique_name("shelflink_test")
+    url = _create_database(database_url, name)
+    try:
+        yield url
+    finally:
+        _drop_database(database_url, name)
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str, _migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own, dropped after the test."""
+    name = _unique_name("shelflink_test")
+    url = _create_database(database_url, name, template=_migrated_template)
+    try:
+        yield url
+    finally:
+        _drop_database(database_url, name)
+
+
+@pytest.fixture
+async def db(migrated_database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """An autocommit connection to this test's own migrated database."""
+    from shelflink.cloud.database import connect
+
+    conn = await connect(migrated_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,11 @@ SHELFLINK = [sys.executable, "-m", "shelflink.cli.main"]
 
 
 def shelflink(*args: str, timeout: float = 120, cwd: Path | None = None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SHELFLINK_MQTT_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SHELFLINK_MQTT_URL", "SHELFLINK_DATABASE_URL")
+    }
     done = subprocess.run(
         [*SHELFLINK, *args],
         capture_output=True,
@@ -28,12 +35,26 @@ def shelflink(*args: str, timeout: float = 120, cwd: Path | None = None) -> list
     return done.stdout.strip().splitlines()
 
 
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A state folder the embedded PostgreSQL can use even when tests run as root
+    (the server then runs as an unprivileged user, who cannot enter pytest's 0700
+    temporary folders)."""
+    path = Path(tempfile.mkdtemp(prefix="shelflink-demo-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_demo_runs_headless_on_the_embedded_broker(tmp_path: Path) -> None:
-    # No --broker and no SHELFLINK_MQTT_URL: the zero-install path a newcomer takes.
+def test_demo_runs_headless_on_embedded_defaults(reachable_dir: Path) -> None:
+    # No broker and no database configured: the zero-install path a newcomer takes.
     lines = shelflink(
-        "demo", "--headless", "--stores", "2", "--duration", "6", "--state-dir", str(tmp_path)
-    )
+        "demo", "--headless", "--stores", "2", "--duration", "6",
+        "--state-dir", str(reachable_dir), timeout=240,
+    )  # fmt: skip
     final = json.loads(lines[-1])
     assert final["stores"] == 2
     assert final["published"] > 0
@@ -42,6 +63,11 @@ def test_demo_runs_headless_on_the_embedded_broker(tmp_path: Path) -> None:
     assert any("devices=19/19" in line or "/19" in line for line in progress)
     manifest = json.loads(Path(final["manifest"]).read_text())
     assert sum(d["count"] for d in manifest["devices"]) == final["published"]
+    # Everything the gateways accepted reached the embedded PostgreSQL through
+    # the uplink and the ingest worker (statuses included, hence >= published).
+    assert final["gateway_accepted"] >= final["published"]
+    assert final["in_cloud"] == final["gateway_accepted"] == final["cloud_rows_new"]
+    assert final["buffered"] == 0
 
 
 @pytest.mark.slow

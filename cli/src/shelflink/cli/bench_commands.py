@@ -38,6 +38,16 @@ def register(commands: Any) -> None:
     gateway.add_argument("--lanes", type=int, default=8, help="lanes per shelf")
     gateway.set_defaults(handler=_bench_gateway)
 
+    ingest = sub.add_parser(
+        "ingest", help="cloud ingest vs the whole path vs raw COPY vs a naive consumer"
+    )
+    ingest.add_argument("--readings", type=int, default=100_000)
+    ingest.add_argument("--naive-readings", type=int, default=5_000)
+    ingest.add_argument(
+        "--broker", metavar="URL", help="cloud broker (default: start the embedded one)"
+    )
+    ingest.set_defaults(handler=_bench_ingest)
+
 
 def _bench_sim(args: argparse.Namespace) -> int:
     from shelflink.cli.sim_commands import progress_bar
@@ -133,4 +143,39 @@ def _bench_gateway(args: argparse.Namespace) -> int:
     print(f"peak resident memory: {result['rss_mb']} MB")
     line = {k: result[k] for k in ("readings_per_s", "sqlite_ceiling_per_s", "rss_mb")}
     print(json.dumps(line))
+    return 0
+
+
+def _bench_ingest(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    from shelflink.broker.process import BrokerProcess
+    from shelflink.cli.ingest_bench import run_ingest_bench
+    from shelflink.cloud.database import open_database
+    from shelflink.cloud.settings import load_settings
+
+    async def main() -> dict[str, Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            broker_url = args.broker
+            if not broker_url:
+                broker_url = (await stack.enter_async_context(BrokerProcess())).url
+            database_url = await stack.enter_async_context(open_database(load_settings()))
+            return await run_ingest_bench(
+                broker_url, database_url, args.readings, args.naive_readings
+            )
+
+    result = asyncio.run(main())
+    copy = result["copy_rows_per_s"]
+    print(f"rows: {result['rows']:,} in {result['batches']} batches")
+    for label, key in (
+        ("ingest alone (broker → committed rows)", "ingest_rows_per_s"),
+        ("whole path (gateway buffer → committed rows)", "path_rows_per_s"),
+        ("raw COPY of the same rows (ceiling)", "copy_rows_per_s"),
+        ("naive: one INSERT and commit per reading", "naive_rows_per_s"),
+    ):
+        print(f"{label:46} {result[key]:>10,} rows/s  {result[key] / copy:5.2f}× COPY")
+    print(f"ingest vs naive: {result['ingest_rows_per_s'] / result['naive_rows_per_s']:.1f}×")
+    keys = ("ingest_rows_per_s", "path_rows_per_s", "copy_rows_per_s", "naive_rows_per_s")
+    print(json.dumps({k: result[k] for k in keys}))
     return 0

@@ -25,6 +25,7 @@ class GatewayView:
     buffer_bytes: int
     high_water: bool
     gaps: int  # sequence numbers reported missing
+    in_cloud: int = 0  # records the cloud acknowledged as committed
 
 
 Gateways = Mapping[str, GatewayView]
@@ -53,7 +54,7 @@ def render(snapshot: LiveSnapshot, broker_url: str, gateways: Gateways | None = 
     table.add_column("lost sales", justify="right")
     table.add_column("fridges °C", justify="left")
     if gateways is not None:
-        for column in ("gw accepted", "gw rejected", "gw buffer", "gw gaps"):
+        for column in ("gw accepted", "gw rejected", "gw buffer", "gw gaps", "in cloud"):
             table.add_column(column, justify="right")
     for store in snapshot.stores:
         gateway = gateways.get(store.store_id) if gateways is not None else None
@@ -79,12 +80,12 @@ def render(snapshot: LiveSnapshot, broker_url: str, gateways: Gateways | None = 
 
 def _gateway_cells(gateway: GatewayView | None) -> list[str]:
     if gateway is None:
-        return ["-", "-", "-", "-"]
+        return ["-", "-", "-", "-", "-"]
     buffer = f"{gateway.buffer_records} / {gateway.buffer_bytes / 1e6:.1f} MB"
     if gateway.high_water:
         buffer = f"[red]{buffer} HIGH[/red]"
     rejected = f"[yellow]{gateway.rejected}[/yellow]" if gateway.rejected else "0"
-    return [str(gateway.accepted), rejected, buffer, str(gateway.gaps)]
+    return [str(gateway.accepted), rejected, buffer, str(gateway.gaps), str(gateway.in_cloud)]
 
 
 def summary_line(snapshot: LiveSnapshot, gateways: Gateways | None = None) -> str:
@@ -105,4 +106,8 @@ def summary_line(snapshot: LiveSnapshot, gateways: Gateways | None = None) -> st
     accepted = sum(g.accepted for g in gateways.values())
     rejected = sum(g.rejected for g in gateways.values())
     buffered = sum(g.buffer_records for g in gateways.values())
-    return f"{line} gw_accepted={accepted} gw_rejected={rejected} gw_buffered={buffered}"
+    in_cloud = sum(g.in_cloud for g in gateways.values())
+    return (
+        f"{line} gw_accepted={accepted} gw_rejected={rejected} gw_buffered={buffered} "
+        f"in_cloud={in_cloud}"
+    )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from shelflink.cli import (
     bench_commands,
     broker_commands,
+    cloud_commands,
     demo_command,
     gateway_commands,
     sim_commands,
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.register(commands)
     sim_commands.register(commands)
     gateway_commands.register(commands)
+    cloud_commands.register(commands)
+    cloud_commands.register_verify(commands)
     broker_commands.register(commands)
     bench_commands.register(commands)
     return parser

@@ -25,7 +25,12 @@ def sim_layouts(stores: int, seed: int, config: SimConfig | None = None) -> list
 
 
 def gateway_config(
-    layout: StoreLayout, broker_url: str, state_dir: Path, *, health_port: int = 0
+    layout: StoreLayout,
+    broker_url: str,
+    state_dir: Path,
+    *,
+    health_port: int = 0,
+    uplink_url: str | None = None,
 ) -> GatewayConfig:
     store = layout.store_id
     devices: list[dict[str, Any]] = []
@@ -43,8 +48,10 @@ def gateway_config(
     devices += [
         {"id": scanner, "kind": DeviceKind.SCANNER} for scanner in (*layout.tills, layout.receiving)
     ]
+    uplink = {"uplink": {"url": uplink_url, "linger_s": 0.5}} if uplink_url else {}
     return GatewayConfig.model_validate(
         {
+            **uplink,
             "store_id": store,
             "gateway_id": f"gw-{store}",
             "broker": {"url": broker_url},
