@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from delivery_harness import Deployment
 
 from conftest import BrokerProcess
+from shelflink.cloud.database import connect
+from shelflink.cloud.embedded import EmbeddedPostgres
+from shelflink.cloud.migrations import migrate
 from shelflink.sim.run import run_stores
 
 pytestmark = pytest.mark.slow
@@ -111,3 +116,37 @@ async def test_delivery_survives_a_random_schedule_of_faults(
     rng = random.Random(os.getpid())
     schedule = [FAULTS[name] for name in rng.sample(sorted(FAULTS), k=3)]
     await deliver(tmp_path, mqtt_url, broker_process, migrated_database_url, schedule, 12.0)
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
+    """A PostgreSQL server of this test's own, to stop and start again."""
+    # Not pytest's 0700 folders: run as root, the server runs as an unprivileged user.
+    root = Path(tempfile.mkdtemp(prefix="shelflink-pg-"))
+    await asyncio.to_thread(root.chmod, 0o711)
+    server = EmbeddedPostgres(root / "data")
+    await server.start()
+    try:
+        conn = await connect(server.url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield server
+    finally:
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_delivery_survives_a_postgres_restart(
+    tmp_path: Path,
+    mqtt_url: str,
+    broker_process: BrokerProcess,
+    own_postgres: EmbeddedPostgres,
+) -> None:
+    async def restart_postgres(deployment: Deployment, broker: BrokerProcess) -> None:
+        await own_postgres.stop()
+        await asyncio.sleep(2.0)  # workers hold their batches unacknowledged meanwhile
+        await own_postgres.start()
+
+    await deliver(tmp_path, mqtt_url, broker_process, own_postgres.url, [restart_postgres])

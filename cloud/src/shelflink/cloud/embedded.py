@@ -159,6 +159,7 @@ class EmbeddedPostgres:
         self.run_as = run_as
         self.user: ServerUser | None = None
         self.port: int | None = None
+        self._last_port: int | None = None
         self._password: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -209,8 +210,11 @@ class EmbeddedPostgres:
             raise
 
     async def _start_on_a_free_port(self, install: Path) -> None:
-        for _attempt in range(PORT_ATTEMPTS):
-            self.port = _free_port()
+        # A restart tries the last port first, so clients holding the URL come back.
+        previous = self._last_port
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = previous if attempt == 0 and previous is not None else _free_port()
+            self._last_port = self.port
             self._spawn(install)
             try:
                 await self._wait_ready()
