@@ -110,14 +110,6 @@ async def test_delivery_survives(
     await deliver(tmp_path, mqtt_url, broker_process, migrated_database_url, [FAULTS[fault]])
 
 
-async def test_delivery_survives_a_random_schedule_of_faults(
-    tmp_path: Path, mqtt_url: str, broker_process: BrokerProcess, migrated_database_url: str
-) -> None:
-    rng = random.Random(os.getpid())
-    schedule = [FAULTS[name] for name in rng.sample(sorted(FAULTS), k=3)]
-    await deliver(tmp_path, mqtt_url, broker_process, migrated_database_url, schedule, 12.0)
-
-
 @pytest.fixture
 async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
     """A PostgreSQL server of this test's own, to stop and start again."""
@@ -150,3 +142,18 @@ async def test_delivery_survives_a_postgres_restart(
         await own_postgres.start()
 
     await deliver(tmp_path, mqtt_url, broker_process, own_postgres.url, [restart_postgres])
+
+
+async def test_delivery_survives_a_random_schedule_of_faults(
+    tmp_path: Path, mqtt_url: str, broker_process: BrokerProcess, own_postgres: EmbeddedPostgres
+) -> None:
+    async def restart_postgres(deployment: Deployment, broker: BrokerProcess) -> None:
+        await own_postgres.stop()
+        await asyncio.sleep(1.0)
+        await own_postgres.start()
+
+    rng = random.Random(os.getpid())
+    faults = {**FAULTS, "restart_postgres": restart_postgres}
+    names = rng.sample(sorted(faults), k=len(faults))
+    schedule = [faults[name] for name in names]
+    await deliver(tmp_path, mqtt_url, broker_process, own_postgres.url, schedule, 14.0)
