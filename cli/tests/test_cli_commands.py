@@ -115,3 +115,35 @@ def test_sim_run_without_a_broker_says_so() -> None:
     )
     assert done.returncode == 2
     assert "--broker" in done.stderr
+
+
+def shelflink_status(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SHELFLINK, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def test_cloud_migrate_retention_and_verify(tmp_path: Path, empty_database_url: str) -> None:
+    env = {**os.environ, "SHELFLINK_DATABASE_URL": empty_database_url}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {"devices": [{"device_id": "s1-shelf-01", "store_id": "s1", "kind": "shelf",
+                          "first_seq": 0, "last_seq": 4, "count": 5}]}
+        )
+    )  # fmt: skip
+    before = shelflink_status("verify", "--manifest", str(manifest), env=env)
+    assert before.returncode == 2
+    assert "shelflink cloud migrate" in before.stderr
+    migrated = shelflink_status("cloud", "migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["applied"]
+    again = shelflink_status("cloud", "migrate", env=env)
+    assert json.loads(again.stdout) == {"applied": []}
+    kept = shelflink_status("cloud", "retention", "--days", "30", env=env)
+    assert kept.returncode == 0, kept.stderr
+    report = shelflink_status("verify", "--manifest", str(manifest), env=env)
+    assert report.returncode == 1
+    found = json.loads(report.stdout)
+    assert (found["expected"], found["found"], found["missing"]) == (5, 0, 5)
+    assert found["missing_ranges"] == [["s1-shelf-01", 0, 4]]

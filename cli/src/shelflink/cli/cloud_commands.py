@@ -8,10 +8,12 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 from shelflink.cli.options import add_broker_options
+from shelflink.cloud.migrations import MigrationError
 
 
 def register(commands: Any) -> None:
@@ -20,6 +22,14 @@ def register(commands: Any) -> None:
 
     migrate = sub.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(handler=_migrate)
+
+    retention = sub.add_parser(
+        "retention", help="drop raw readings and minute rollups older than the retention"
+    )
+    retention.add_argument(
+        "--days", type=int, default=None, help="default: $SHELFLINK_RETENTION_DAYS or 90"
+    )
+    retention.set_defaults(handler=_retention)
 
     ingest = sub.add_parser("ingest", help="one ingest worker: cloud broker → PostgreSQL")
     add_broker_options(ingest, required=True)
@@ -70,6 +80,30 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from shelflink.cloud.database import connect, open_database
+    from shelflink.cloud.partitions import apply_retention
+
+    settings = _settings()
+    days = args.days or settings.retention_days
+
+    async def main() -> list[str]:
+        async with open_database(settings) as url:
+            conn = await connect(url)
+            try:
+                return await apply_retention(conn, days)
+            finally:
+                await conn.close()
+
+    try:
+        dropped = asyncio.run(main())
+    except MigrationError as exc:
+        print(f"shelflink cloud retention: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"retention_days": days, "dropped": dropped}))
+    return 0
+
+
 def _register(args: argparse.Namespace) -> int:
     from shelflink.cloud.database import connect, open_database
     from shelflink.cloud.writer import register_gateway
@@ -115,6 +149,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from shelflink.cloud.database import connect, open_database
+    from shelflink.cloud.migrations import storage_flavour
     from shelflink.cloud.verify import verify
 
     manifest = json.loads(args.manifest.read_text())
@@ -123,11 +158,16 @@ def _verify(args: argparse.Namespace) -> int:
         async with open_database(_settings()) as url:
             conn = await connect(url)
             try:
+                await storage_flavour(conn)  # a clear error when nothing was migrated
                 return await verify(conn, manifest)
             finally:
                 await conn.close()
 
-    report = asyncio.run(main())
+    try:
+        report = asyncio.run(main())
+    except MigrationError as exc:
+        print(f"shelflink verify: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report))
     if report["missing"] or report["duplicates"]:
         logging.getLogger("shelflink.verify").error(
