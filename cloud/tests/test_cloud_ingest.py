@@ -14,7 +14,7 @@ import pytest
 
 from conftest import MQTT_URL_ENV
 from shelflink.cloud.database import connect
-from shelflink.cloud.ingest import IngestOptions, IngestWorker
+from shelflink.cloud.ingest import IngestOptions, IngestWorker, running
 from shelflink.cloud.writer import register_gateway
 from shelflink.device.identity import BrokerAddress
 from shelflink.device.proto import batch_pb2 as pb
@@ -43,15 +43,8 @@ async def worker(mqtt_url: str, database_url: str) -> AsyncIterator[IngestWorker
     ingest = IngestWorker(
         mqtt_url, database_url, IngestOptions(worker_id=f"t-{uuid.uuid4().hex[:8]}", shared=shared)
     )
-    task = asyncio.create_task(ingest.run())
-    try:
-        async with asyncio.timeout(30):
-            await ingest.connected.wait()
+    async with running(ingest):
         yield ingest
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def eventually(check: object, timeout_s: float = 20.0) -> None:

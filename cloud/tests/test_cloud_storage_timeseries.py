@@ -20,6 +20,7 @@ from shelflink.cloud.partitions import (
     ensure_partitions,
     partition_name,
 )
+from shelflink.cloud.rollups import fold_all_rollups, fold_rollups
 from shelflink.cloud.writer import commit_batches
 from shelflink.device.proto import batch_pb2 as pb
 
@@ -71,6 +72,7 @@ async def test_partitions_are_created_for_the_days_a_batch_touches(db: Conn) -> 
         [(batch(1, shelf=[shelf("s", 1, three_days_ago, [1.0]), shelf("s", 2, NOW_MS, [2.0])],
                 fridge=[fridge("f", 1, three_days_ago)]), "gw-1")],
     )  # fmt: skip
+    assert await fold_rollups(db) == 1  # the commit made the rollups' partitions too
     assert await partition_of(db, "shelf_readings", "s", 1) == partition_name(
         "shelf_readings", TODAY - 3
     )
@@ -230,14 +232,19 @@ def test_rollups_equal_a_recomputation_after_replays(
                   fridge=data.draw(st.lists(st.sampled_from(fridge_rows), max_size=5)))
         )  # fmt: skip
     order = data.draw(st.permutations(batches + data.draw(st.lists(st.sampled_from(batches)))))
+    # Fold now and then between commits (a replay may come after its batch was folded).
+    folds = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
 
     async def scenario() -> None:
         async with await connect(migrated_database_url) as conn:
             # Buckets are UTC whatever the session's zone (Nepal is +05:45).
             await conn.execute("SET TIME ZONE 'Asia/Kathmandu'")
             gateway = f"gw-{prefix}"
-            for item in order:
+            for item, fold in zip(order, folds, strict=True):
                 await commit_batches(conn, [(item, gateway)])
+                if fold:
+                    await fold_rollups(conn, limit_batches=1)
+            await fold_all_rollups(conn)
             await conn.execute("SET TIME ZONE 'UTC'")
             await assert_rollups_match_raw_rows(conn, prefix)
 
@@ -251,6 +258,7 @@ async def test_missing_lanes_are_not_counted(db: Conn) -> None:
         shelf("s", 2, minute + 2_000, [20.0, None]),
     ]
     await commit_batches(db, [(batch(1, shelf=rows), "gw-1")])
+    assert await fold_rollups(db) == 1
     cur = await db.execute(
         "SELECT lane, n, sum_grams, min_grams, max_grams, last_seq, last_grams"
         " FROM shelf_lane_minute ORDER BY lane"
@@ -268,6 +276,7 @@ async def test_retention_drops_old_day_partitions_only(db: Conn) -> None:
     rows.append(shelf("s", 11, (TODAY + 40) * DAY_MS, [1.0]))  # the future: in DEFAULT, kept
     fridges = [fridge("f", i, d * DAY_MS + HOUR_MS) for i, d in enumerate(days.values())]
     await commit_batches(db, [(batch(1, shelf=rows, fridge=fridges), "gw-1")])
+    await fold_all_rollups(db)
 
     dropped = await apply_retention(db, 7)
     assert sorted(dropped) == sorted(

@@ -25,7 +25,7 @@ import aiomqtt
 
 from shelflink.cloud.baselines import copy_rows_baseline, naive_insert
 from shelflink.cloud.database import Connection, connect
-from shelflink.cloud.ingest import IngestOptions, IngestWorker
+from shelflink.cloud.ingest import IngestOptions, IngestWorker, running
 from shelflink.cloud.storage_bench import Batches, rows_in, scratch_database, synthetic_batches
 from shelflink.cloud.writer import register_gateway
 from shelflink.device.batch import iter_messages, to_batch_item
@@ -48,15 +48,8 @@ async def _register(conn: Connection, batches: Batches) -> None:
 @contextlib.asynccontextmanager
 async def _worker(broker_url: str, database_url: str) -> AsyncIterator[IngestWorker]:
     worker = IngestWorker(broker_url, database_url, IngestOptions(worker_id="bench-ingest"))
-    task = asyncio.create_task(worker.run())
-    try:
-        async with asyncio.timeout(30):
-            await worker.connected.wait()
+    async with running(worker):
         yield worker
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def ingest_alone(broker_url: str, database_url: str, batches: Batches) -> float:

@@ -13,6 +13,11 @@ the broker sends a worker, so a slow database makes workers take less, not
 queue more. On a 3.1.1-only broker (the embedded one) the worker falls back to
 a plain subscription: run one worker there (two would both store every batch,
 harmlessly but twice the work).
+
+Rollups are not part of the acknowledged commit: it records which batches
+still need folding, and the worker folds them (``rollups.fold_rollups``) when
+no batch is waiting, and at least every ``fold_every_commits`` commits. A
+crash between the commit and the fold leaves the work pending for any worker.
 """
 
 from __future__ import annotations
@@ -22,15 +27,17 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
 import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from psycopg.errors import TransactionRollback
 
 from shelflink.cloud.database import Connection, connect
+from shelflink.cloud.rollups import FOLD_BATCHES, fold_rollups
 from shelflink.cloud.writer import (
     BatchOutcome,
     InvalidBatch,
@@ -67,6 +74,10 @@ class IngestOptions:
     # Wait this long for more batches before committing a small group.
     linger_s: float = 0.01
     shared: bool | None = None  # None: shared when the broker speaks MQTT 5
+    # Rollups are folded after the acks: whenever no batch is waiting, and at
+    # least once every this many commits even when batches keep coming.
+    fold_every_commits: int = 8
+    fold_batches: int = FOLD_BATCHES  # pending batches one fold takes at most
 
 
 @dataclass(slots=True)
@@ -79,6 +90,8 @@ class IngestCounters:
     commit_seconds: float = 0.0
     commits: int = 0
     database_errors: int = 0
+    batches_folded: int = 0  # pending batches this worker folded into the rollups
+    fold_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +216,22 @@ class IngestWorker:
         conn: Connection | None = None
         backoff = Backoff(initial_s=0.2, maximum_s=5.0)
         group: list[_Arrival] = []
+        fold_due = True  # a worker that died may have left batches pending
+        since_fold = 0
         try:
             while True:
+                if not group and queue.empty() and fold_due and conn is not None:
+                    # Idle: fold until nothing is pending or a batch arrives.
+                    since_fold = 0
+                    try:
+                        fold_due = await self._fold(conn, queue)
+                    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                        # Nothing is lost: the batches stay pending for the next fold.
+                        self.counters.database_errors += 1
+                        logger.warning("database unavailable while folding rollups: %s", exc)
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                        conn = None
                 if not group:
                     group.append(await queue.get())
                     await asyncio.sleep(self.options.linger_s)
@@ -219,6 +246,12 @@ class IngestWorker:
                     await self._commit_group(client, conn, group)
                     group = []
                     backoff.reset()
+                    fold_due = True
+                    since_fold += 1
+                    if since_fold >= self.options.fold_every_commits:
+                        # Busy: one fold between commits, so acks are never starved.
+                        await self._fold(conn, queue, rounds=1)
+                        since_fold = 0
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     # The database went away (restart, network). Nothing was acked,
                     # so keep the same group and try again on a new connection.
@@ -233,6 +266,34 @@ class IngestWorker:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _fold(
+        self, conn: Connection, queue: asyncio.Queue[_Arrival], rounds: int | None = None
+    ) -> bool:
+        """Fold pending batches into the rollups (after the acks); whether more may be left.
+
+        Stops when a fold takes nothing, when batches are waiting to be committed,
+        or after ``rounds`` folds. A fold rolls back whole on error and its batches
+        stay pending for the next fold, by any worker.
+        """
+        began = time.perf_counter()
+        try:
+            done = 0
+            while rounds is None or done < rounds:
+                folded = await fold_rollups(conn, self.options.fold_batches)
+                done += 1
+                self.counters.batches_folded += folded
+                if folded < self.options.fold_batches:
+                    return False  # nothing left that another worker is not folding
+                if not queue.empty():
+                    break
+            return True
+        except TransactionRollback as exc:
+            # A deadlock or serialization failure: the batches stay pending.
+            logger.info("rollup fold rolled back, retried later: %s", exc)
+            return True
+        finally:
+            self.counters.fold_seconds += time.perf_counter() - began
 
     async def _judge(self, conn: Connection, arrival: _Arrival) -> tuple[pb.Batch, str] | _Refusal:
         """A batch and the gateway whose topic it came on, or why it is refused."""
@@ -352,3 +413,17 @@ class IngestWorker:
             await client.publish(
                 ack_topic(gateway), ack.SerializeToString(), qos=1, timeout=NETWORK_TIMEOUT_S
             )
+
+
+@contextlib.asynccontextmanager
+async def running(worker: IngestWorker, connect_timeout_s: float = 30.0) -> AsyncIterator[None]:
+    """Run ``worker`` for the block, once it consumes; cancelled and awaited on exit."""
+    task = asyncio.create_task(worker.run(), name=f"ingest-{worker.options.worker_id}")
+    try:
+        async with asyncio.timeout(connect_timeout_s):
+            await worker.connected.wait()
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

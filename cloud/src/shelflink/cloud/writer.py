@@ -4,13 +4,16 @@ Idempotency works at two levels. A batch already in ``batches`` (the same
 gateway and batch_seq) is answered from that row and nothing is written. A
 reading that arrives again in another batch (a gateway re-batched its buffer,
 or two gateways forwarded the same device) meets the tables' unique keys and
-is counted as a duplicate. Rollups are fed only from rows that were new.
+is counted as a duplicate.
 
 Per commit, whatever its size: the per-gateway locks, one query that reads
 what is already there, one COPY per record kind into TEMP staging tables, one
-statement that moves the rows, the rollups and the ``batches`` rows
-(writer_sql.py). No round trip per row; ``synchronous_commit`` is left alone,
-so a committed ack is durable.
+statement that moves the rows and inserts the ``batches`` rows (writer_sql.py).
+Rollups are not maintained here: new readings are stored with the batch that
+inserted them and the batch is recorded in ``rollup_pending`` in the same
+transaction; ``rollups.fold_rollups()`` folds them later, exactly once. No
+round trip per row; ``synchronous_commit`` is left alone, so a committed ack is
+durable.
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from shelflink.cloud.migrations import MigrationError
 from shelflink.cloud.partitions import create_partition, partition_name, wanted_partitions
 from shelflink.cloud.staging import KINDS, InvalidBatch, StagedRows, check_batch, stage
 from shelflink.cloud.writer_sql import (
-    COMMIT_PLAIN,
-    COMMIT_TIMESCALE,
+    COMMIT,
     LOCK_GATEWAYS,
     PREPARE,
     STORED_COUNTS,
@@ -114,7 +116,7 @@ async def commit_batches(
         if fresh:
             await _copy(cur, staged)
             await cur.execute(
-                COMMIT_PLAIN if flavour == "plain" else COMMIT_TIMESCALE,
+                COMMIT,
                 {
                     "index": list(range(len(fresh))),
                     "gateway": [keys[p][0] for p in fresh],

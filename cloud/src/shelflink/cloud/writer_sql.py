@@ -2,13 +2,12 @@
 
 The statement is a chain of data-modifying CTEs. For each record kind,
 ``INSERT ... SELECT FROM staging ON CONFLICT DO NOTHING RETURNING`` yields
-exactly the rows that were new; the rollups are fed from those rows only (so a
-replayed reading never counts twice), the per-batch counts are joined back to
-the staging rows' batch index, and the ``batches`` rows are inserted with
-them. One round trip, whatever the number of batches and rows.
-
-Commits are serialised per gateway (LOCK_GATEWAYS), so the rollup upserts
-need no ORDER BY to avoid deadlocks between workers.
+exactly the rows that were new; readings are stored with the batch that
+inserted them, the per-batch counts are taken from the new rows, and the
+``batches`` rows are inserted with them, together with one ``rollup_pending``
+row per batch that brought new readings. One round trip, whatever the number
+of batches and rows. The rollups are folded later, off the acknowledgement
+path, by ``rollups.fold_rollups()``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Final
 
 from shelflink.cloud.staging import KINDS, Kind
 
-WORK_MEM: Final = "64MB"  # the join back and the rollup aggregation stay in memory
+WORK_MEM: Final = "64MB"  # the joins back and the rollup aggregation stay in memory
 # Buckets are UTC minutes and hours whatever the session's time zone: date_bin
 # counts from a UTC midnight (and is cheaper than date_trunc with a zone).
 ORIGIN: Final = "timestamptz '2000-01-01 00:00:00+00'"
@@ -83,6 +82,17 @@ def _insert_new(name: str, kind: Kind, returning: str) -> str:
     )
 
 
+def _insert_readings(name: str, kind: Kind) -> str:
+    # Readings carry the batch that inserted them: fold_rollups() finds them by it.
+    cols = ", ".join(kind.names)
+    return (
+        f"{name}_new AS (INSERT INTO {kind.table} ({cols}, gateway_id, batch_seq)"
+        f" SELECT {', '.join(f's.{c}' for c in kind.names)}, i.gateway_id, i.batch_seq"
+        f" FROM pg_temp.{kind.stage} s JOIN keys i USING (b)"
+        " ON CONFLICT DO NOTHING RETURNING gateway_id, batch_seq, ts)"
+    )
+
+
 def _count_new(name: str, kind: Kind) -> str:
     return (
         f"SELECT s.b, count(*) AS n FROM {name}_new JOIN pg_temp.{kind.stage} s"
@@ -90,87 +100,49 @@ def _count_new(name: str, kind: Kind) -> str:
     )
 
 
-def _lane_rollup(table: str, width: str) -> str:
-    # "last" is the value at the greatest (ts, seq). max() over a float8 array
-    # compares element by element, so one hash aggregate finds it without
-    # sorting each group (ts as epoch seconds keeps microseconds below 2^53).
-    newer = "(excluded.last_ts, excluded.last_seq) > (t.last_ts, t.last_seq)"
-    return f"""{table}_up AS (
-  INSERT INTO {table} AS t (store_id, device, lane, bucket, n, sum_grams, min_grams, max_grams,
-                            last_ts, last_seq, last_grams)
-  SELECT store_id, device, lane, bucket, n, sum_grams, min_grams, max_grams,
-         last_ts, latest[2]::bigint, latest[3]::real
-  FROM (SELECT min(store_id) AS store_id, device, lane,
-               date_bin(interval '{width}', ts, {ORIGIN}) AS bucket, count(*) AS n,
-               sum(g::float8::numeric) AS sum_grams, min(g) AS min_grams, max(g) AS max_grams,
-               max(ts) AS last_ts, max(ARRAY[date_part('epoch', ts), seq, g]) AS latest
-        FROM lanes
-        GROUP BY device, lane, bucket) AS a
-  ON CONFLICT (device, lane, bucket) DO UPDATE SET
-    n = t.n + excluded.n,
-    sum_grams = t.sum_grams + excluded.sum_grams,
-    min_grams = least(t.min_grams, excluded.min_grams),
-    max_grams = greatest(t.max_grams, excluded.max_grams),
-    last_ts = greatest(t.last_ts, excluded.last_ts),
-    last_seq = CASE WHEN {newer} THEN excluded.last_seq ELSE t.last_seq END,
-    last_grams = CASE WHEN {newer} THEN excluded.last_grams ELSE t.last_grams END)"""
+def commit_statement() -> str:
+    """The statement: new rows, the ``batches`` rows, and what the rollups still need.
 
-
-def _fridge_rollup(table: str, width: str) -> str:
-    return f"""{table}_up AS (
-  INSERT INTO {table} AS t (store_id, device, bucket, n, sum_cabinet_c, min_cabinet_c,
-                            max_cabinet_c, door_open_n, compressor_on_n)
-  SELECT min(store_id), device, date_bin(interval '{width}', ts, {ORIGIN}) AS bucket, count(*),
-         sum(cabinet_c::float8::numeric), min(cabinet_c), max(cabinet_c),
-         count(*) FILTER (WHERE door_open), count(*) FILTER (WHERE compressor_on)
-  FROM fridge_new
-  GROUP BY device, bucket
-  ON CONFLICT (device, bucket) DO UPDATE SET
-    n = t.n + excluded.n,
-    sum_cabinet_c = t.sum_cabinet_c + excluded.sum_cabinet_c,
-    min_cabinet_c = least(t.min_cabinet_c, excluded.min_cabinet_c),
-    max_cabinet_c = greatest(t.max_cabinet_c, excluded.max_cabinet_c),
-    door_open_n = t.door_open_n + excluded.door_open_n,
-    compressor_on_n = t.compressor_on_n + excluded.compressor_on_n)"""
-
-
-def commit_statement(*, fridge_rollups: bool) -> str:
-    """The statement; TimescaleDB keeps fridge rollups as continuous aggregates instead."""
+    Rollups are not touched here (see rollups.py): the batches whose new readings
+    they still need go to ``rollup_pending``, in this same transaction.
+    """
     k = KINDS
     ctes = [
+        """keys AS (
+  SELECT * FROM unnest(%(index)s::integer[], %(gateway)s::text[], %(seq)s::bigint[],
+                       %(store)s::text[], %(rows)s::integer[])
+       AS i(b, gateway_id, batch_seq, store_id, rows))""",
         _insert_new("events", k["events"], "gateway_id, seq"),
         _insert_new("statuses", k["statuses"], "device, ts, seq, cause"),
         _insert_new("sales", k["sales"], "device, ts, seq"),
         _insert_new("receipts", k["receipts"], "device, ts, seq"),
-        _insert_new("shelf", k["shelf"], "store_id, device, seq, ts, grams"),
-        _insert_new(
-            "fridge", k["fridge"], "store_id, device, seq, ts, cabinet_c, door_open, compressor_on"
-        ),
-        """lanes AS (
-  SELECT n.store_id, n.device, (u.lane - 1)::smallint AS lane, n.ts, n.seq, u.g
-  FROM shelf_new n CROSS JOIN LATERAL unnest(n.grams) WITH ORDINALITY AS u(g, lane)
-  WHERE u.g IS NOT NULL)""",
-        _lane_rollup("shelf_lane_minute", "1 minute"),
-        _lane_rollup("shelf_lane_hour", "1 hour"),
+        _insert_readings("shelf", k["shelf"]),
+        _insert_readings("fridge", k["fridge"]),
+        # The new readings per batch: counted without a join back to staging,
+        # since they name their batch.
+        """readings AS (
+  SELECT gateway_id, batch_seq, count(*) AS n, min(ts) AS ts_from, max(ts) AS ts_to
+  FROM (SELECT * FROM shelf_new UNION ALL SELECT * FROM fridge_new) r
+  GROUP BY gateway_id, batch_seq)""",
+        """pending AS (
+  INSERT INTO rollup_pending AS p (gateway_id, batch_seq, store_id, ts_from, ts_to)
+  SELECT r.gateway_id, r.batch_seq, i.store_id, r.ts_from, r.ts_to
+  FROM readings r JOIN keys i USING (gateway_id, batch_seq)
+  ON CONFLICT (gateway_id, batch_seq) DO UPDATE SET
+    ts_from = least(p.ts_from, excluded.ts_from), ts_to = greatest(p.ts_to, excluded.ts_to))""",
     ]
-    if fridge_rollups:
-        ctes += [
-            _fridge_rollup("fridge_minute", "1 minute"),
-            _fridge_rollup("fridge_hour", "1 hour"),
-        ]
     counts = "\n    UNION ALL ".join(
-        _count_new(name, k[name])
-        for name in ("events", "statuses", "sales", "receipts", "shelf", "fridge")
+        _count_new(name, k[name]) for name in ("events", "statuses", "sales", "receipts")
     )
     ctes += [
         f"counted AS (SELECT b, sum(n) AS n FROM (\n    {counts}) c GROUP BY b)",
         """done AS (
   INSERT INTO batches (gateway_id, batch_seq, store_id, rows_new, rows_duplicate)
-  SELECT i.gateway_id, i.batch_seq, i.store_id, coalesce(c.n, 0), i.rows - coalesce(c.n, 0)
-  FROM unnest(%(index)s::integer[], %(gateway)s::text[], %(seq)s::bigint[],
-              %(store)s::text[], %(rows)s::integer[])
-       AS i(b, gateway_id, batch_seq, store_id, rows)
+  SELECT i.gateway_id, i.batch_seq, i.store_id, x.n, i.rows - x.n
+  FROM keys i
   LEFT JOIN counted c USING (b)
+  LEFT JOIN readings r USING (gateway_id, batch_seq)
+  CROSS JOIN LATERAL (SELECT coalesce(c.n, 0) + coalesce(r.n, 0) AS n) x
   ON CONFLICT DO NOTHING
   RETURNING gateway_id, batch_seq, rows_new, rows_duplicate)""",
     ]
@@ -180,5 +152,4 @@ def commit_statement(*, fridge_rollups: bool) -> str:
     )
 
 
-COMMIT_PLAIN: Final = commit_statement(fridge_rollups=True)
-COMMIT_TIMESCALE: Final = commit_statement(fridge_rollups=False)
+COMMIT: Final = commit_statement()
