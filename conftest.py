@@ -30,6 +30,15 @@ MQTT_URL_ENV = "SHELFLINK_TEST_MQTT_URL"
 DATABASE_URL_ENV = "SHELFLINK_TEST_DATABASE_URL"
 
 
+# Daemons install into sbin, which a non-root PATH may leave out.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def find_mosquitto() -> str | None:
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
+    return shutil.which("mosquitto", path=search)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,9 +74,7 @@ class BrokerProcess:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def _command(self) -> list[str]:
-        mosquitto = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
+        mosquitto = find_mosquitto()
         if mosquitto and self.prefer_mosquitto:
             self.kind = "mosquitto"
             conf = self.workdir / "mosquitto.conf"

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 from test_device_client_tap import new_identity, reading, unused_port
 
+from conftest import find_mosquitto
 from shelflink.device import (
     AsyncDeviceClient,
     DeviceClient,
@@ -78,7 +79,7 @@ def listening(port: int) -> None:
 
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
-    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    mosquitto = find_mosquitto()
     passwd = shutil.which("mosquitto_passwd")
     if not (mosquitto and passwd and shutil.which("openssl")):
         pytest.skip("needs mosquitto, mosquitto_passwd and openssl")
