@@ -59,9 +59,11 @@ from shelflink.device.uplink import (
 logger = logging.getLogger(__name__)
 
 NETWORK_TIMEOUT_S = 10.0
+STORES_REFRESH_S = 1.0  # how often an unknown gateway may trigger a registry re-read
 # Refusals a gateway is told about (a REJECTED ack), so that it stops resending.
-# Undecodable payloads carry no batch number to answer with.
-_TELL_THE_GATEWAY = frozenset({"unknown_gateway", "wrong_store", "invalid_batch"})
+# Undecodable payloads carry no batch number to answer with. An unknown gateway
+# is not told: it keeps its data and resends until an operator registers it.
+_TELL_THE_GATEWAY = frozenset({"wrong_store", "invalid_batch"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,7 @@ class IngestWorker:
         self.connected = asyncio.Event()
         self.shared: bool | None = None
         self._stores: dict[str, str] = {}
+        self._stores_read_at = -STORES_REFRESH_S
 
     # -- MQTT --------------------------------------------------------------------------
 
@@ -243,6 +246,7 @@ class IngestWorker:
                             self.database_url, application_name=self.options.worker_id
                         )
                         self._stores = await gateway_stores(conn)
+                        self._stores_read_at = time.monotonic()
                     await self._commit_group(client, conn, group)
                     group = []
                     backoff.reset()
@@ -310,9 +314,13 @@ class IngestWorker:
                 "gateway_mismatch", gateway, f"batch names {batch.gateway_id!r} on {gateway!r}"
             )
         store = self._stores.get(gateway)
-        if store is None:
-            # A gateway registered since this worker last looked: one query, not one per batch.
+        now = time.monotonic()
+        if store is None and now - self._stores_read_at >= STORES_REFRESH_S:
+            # Perhaps registered since this worker last looked. At most one
+            # query per interval, so a flood from an unknown gateway cannot
+            # cost a query per batch.
             self._stores = await gateway_stores(conn)
+            self._stores_read_at = now
             store = self._stores.get(gateway)
         if store is None:
             return _Refusal("unknown_gateway", gateway, f"gateway {gateway!r} is not registered")
