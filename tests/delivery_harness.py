@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import tomli_w
+from gateway_harness import clear_session
 
 from shelflink.cloud.database import connect
 from shelflink.cloud.verify import verify
@@ -120,6 +121,9 @@ class Deployment:
         )  # fmt: skip
         (path,) = json.loads(done.stdout)["configs"]
         config = await asyncio.to_thread(_add_uplink, Path(path), self.cloud_broker)
+        await asyncio.to_thread(
+            clear_session, self.store_broker, f"{config['gateway_id']}-southbound"
+        )
         self.config = Path(path)
         conn = await connect(self.database_url)
         try:

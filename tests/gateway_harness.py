@@ -113,3 +113,14 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
     writer.close()
     head, _, body = raw.decode().partition("\r\n\r\n")
     return int(head.split()[1]), body
+
+
+def clear_session(broker_url: str, client_id: str) -> None:
+    """Drop a persistent session an earlier run left on a shared broker (simulated
+    store ids repeat across runs, so its queued messages would reach this one)."""
+    address = BrokerAddress.parse(broker_url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()

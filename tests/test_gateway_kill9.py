@@ -17,11 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from gateway_harness import clear_session
 
-from shelflink.device import BrokerAddress
 from shelflink.sim.run import run_stores
 
 DATA_FIELDS = (8, 9, 10, 11)  # sales, receipts, shelf, fridge
@@ -49,15 +47,6 @@ def stop_gateway(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
-
-
-def clear_session(broker_url: str, client_id: str) -> None:
-    address = BrokerAddress.parse(broker_url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.connect(address.host, address.port)
-    client.loop_start()
-    client.disconnect()
-    client.loop_stop()
 
 
 def buffered_seqs(path: Path) -> dict[str, list[int]]:
