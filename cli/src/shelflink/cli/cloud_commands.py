@@ -49,6 +49,9 @@ def register(commands: Any) -> None:
     reg.add_argument("--store-id", required=True)
     reg.set_defaults(handler=_register)
 
+    _register_dealer(sub)
+    _register_serve(sub)
+
 
 def register_verify(commands: Any) -> None:
     verify = commands.add_parser(
@@ -174,4 +177,191 @@ def _verify(args: argparse.Namespace) -> int:
             "%d missing, %d duplicated", report["missing"], report["duplicates"]
         )
         return 1
+    return 0
+
+
+# -- shelflink cloud dealer … / serve: the dealer API ------------------------------------
+
+
+def _register_dealer(sub: Any) -> None:
+    dealer = sub.add_parser("dealer", help="dealers and their API keys")
+    dsub = dealer.add_subparsers(dest="dealer_command", required=True, metavar="COMMAND")
+
+    create = dsub.add_parser("create", help="create a dealer and its first API key")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--dealer-id", default=None, help="default: the name in lower case, words joined by -"
+    )
+    create.add_argument(
+        "--territory", default="", metavar="REGIONS", help="region codes, comma-separated"
+    )
+    create.add_argument("--currency", default="EUR")
+    create.add_argument(
+        "--auto-approve-below",
+        type=int,
+        default=0,
+        metavar="MINOR",
+        help="orders worth less (minor units) are approved at creation; 0 (default): none",
+    )
+    create.set_defaults(handler=_dealer_create)
+
+    key = dsub.add_parser("key", help="issue another API key (shown once)")
+    key.add_argument("dealer_id", nargs="?", metavar="DEALER_ID")
+    key.add_argument(
+        "--operator", action="store_true", help="a brand operator's key (sees every dealer)"
+    )
+    key.add_argument("--label", default="", help="a note to recognise the key by")
+    key.set_defaults(handler=_dealer_key)
+
+    listing = dsub.add_parser("list", help="the dealers, as JSON")
+    listing.set_defaults(handler=_dealer_list)
+
+    revoke = dsub.add_parser("revoke", help="revoke an API key for good")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the part after slk_ and before _")
+    revoke.set_defaults(handler=_dealer_revoke)
+
+
+def _register_serve(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="the dealer API (HTTP, docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="0: any free port")
+    serve.add_argument(
+        "--rate", type=float, default=20.0, help="requests per second per API key (20)"
+    )
+    serve.add_argument("--burst", type=int, default=40, help="burst per API key (40)")
+    serve.set_defaults(handler=_serve)
+
+
+def _dealer_slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64] or "dealer"
+
+
+def _with_dealer_schema(command: str, work: Any) -> Any:
+    """Run ``work(conn)`` on the configured database; None after printing why not."""
+    from shelflink.cloud.api.serve import SchemaMissing, check_schema
+    from shelflink.cloud.database import connect, open_database
+
+    async def main() -> Any:
+        async with open_database(_settings()) as url:
+            await check_schema(url)
+            conn = await connect(url)
+            try:
+                return await work(conn)
+            finally:
+                await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except (SchemaMissing, LookupError, ValueError) as exc:
+        print(f"shelflink cloud dealer {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _dealer_create(args: argparse.Namespace) -> int:
+    from shelflink.cloud.api_keys import issue_key
+    from shelflink.cloud.database import transaction
+    from shelflink.cloud.master_data import get_dealer, upsert_dealer
+    from shelflink.cloud.master_data_models import DealerChanges
+
+    dealer_id = args.dealer_id or _dealer_slug(args.name)
+    territory = [r.strip() for r in args.territory.split(",") if r.strip()]
+
+    async def work(conn: Any) -> dict[str, Any]:
+        changes = DealerChanges(
+            name=args.name,
+            territory=territory,
+            currency=args.currency,
+            auto_approve_below_minor=args.auto_approve_below,
+        )
+        async with transaction(conn):
+            if await get_dealer(conn, dealer_id) is not None:
+                raise ValueError(f"dealer {dealer_id} exists; `dealer key {dealer_id}` adds a key")
+            await upsert_dealer(conn, dealer_id, changes)
+            issued = await issue_key(conn, dealer_id)
+        return {"dealer_id": dealer_id, "api_key": issued.api_key, "key_id": issued.key_id}
+
+    result = _with_dealer_schema("create", work)
+    if result is None:
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def _dealer_key(args: argparse.Namespace) -> int:
+    from shelflink.cloud.api_keys import issue_key
+
+    if args.operator == (args.dealer_id is not None):
+        print("shelflink cloud dealer key: give either DEALER_ID or --operator", file=sys.stderr)
+        return 2
+
+    async def work(conn: Any) -> dict[str, Any]:
+        issued = await issue_key(conn, args.dealer_id, label=args.label)
+        if issued.dealer_id is None:
+            return {"operator": True, "api_key": issued.api_key, "key_id": issued.key_id}
+        return {"dealer_id": issued.dealer_id, "api_key": issued.api_key, "key_id": issued.key_id}
+
+    result = _with_dealer_schema("key", work)
+    if result is None:
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def _dealer_list(args: argparse.Namespace) -> int:
+    from shelflink.cloud.master_data import list_dealers
+
+    async def work(conn: Any) -> list[dict[str, Any]]:
+        return [d.model_dump(mode="json") for d in await list_dealers(conn)]
+
+    result = _with_dealer_schema("list", work)
+    if result is None:
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def _dealer_revoke(args: argparse.Namespace) -> int:
+    from shelflink.cloud.api_keys import revoke_key
+
+    async def work(conn: Any) -> dict[str, Any]:
+        if not await revoke_key(conn, args.key_id):
+            raise LookupError(f"no key {args.key_id}")
+        return {"key_id": args.key_id, "revoked": True}
+
+    result = _with_dealer_schema("revoke", work)
+    if result is None:
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from shelflink.cloud.api import ApiOptions
+    from shelflink.cloud.api.serve import SchemaMissing, serve
+    from shelflink.cloud.database import open_database
+
+    settings = _settings()
+    options = ApiOptions(
+        rate_per_s=args.rate,
+        burst=args.burst,
+        pool_min_size=settings.pool_min_size,
+        pool_max_size=settings.pool_max_size,
+    )
+
+    def ready(url: str) -> None:
+        print(json.dumps({"ready": True, "url": url, "docs": f"{url}/docs"}), flush=True)
+
+    async def main() -> None:
+        async with open_database(settings) as database_url:
+            await serve(
+                database_url, host=args.host, port=args.port, options=options, on_ready=ready
+            )
+
+    try:
+        asyncio.run(main())
+    except SchemaMissing as exc:
+        print(f"shelflink cloud serve: {exc}", file=sys.stderr)
+        return 2
     return 0
