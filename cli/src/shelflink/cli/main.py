@@ -17,6 +17,7 @@ from shelflink.cli import (
     broker_commands,
     cloud_commands,
     demo_command,
+    edge_commands,
     gateway_commands,
     sim_commands,
 )
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.register(commands)
     sim_commands.register(commands)
     gateway_commands.register(commands)
+    edge_commands.register(commands)
     cloud_commands.register(commands)
     cloud_commands.register_verify(commands)
     broker_commands.register(commands)

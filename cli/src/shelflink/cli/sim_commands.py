@@ -38,6 +38,14 @@ def register(commands: Any) -> None:
     dataset.add_argument(
         "--fault-rate", type=float, default=0.0, help="random sensor faults per device-day"
     )
+    dataset.add_argument(
+        "--profile-mix",
+        type=_profile_mix,
+        default=None,
+        metavar="NAME=WEIGHT,...",
+        help="store profile weights, e.g. kiosk=1,convenience=1 "
+        "(default: kiosk 1, convenience 2, supermarket 1)",
+    )
     dataset.set_defaults(handler=_dataset)
 
 
@@ -84,6 +92,7 @@ def _dataset(args: argparse.Namespace) -> int:
             args.seed,
             args.out,
             fault_rate=args.fault_rate,
+            profile_mix=args.profile_mix,
             progress=progress,
         )
     print(
@@ -98,3 +107,22 @@ def _dataset(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _profile_mix(text: str) -> dict[str, float]:
+    """``kiosk=1,convenience=2`` → ``{"kiosk": 1.0, "convenience": 2.0}``."""
+    from shelflink.sim import PROFILES
+
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, weight = part.strip().partition("=")
+        if name not in PROFILES:
+            known = ", ".join(PROFILES)
+            raise argparse.ArgumentTypeError(f"unknown profile {name!r}; one of {known}")
+        try:
+            mix[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"weight of {name} is not a number: {weight!r}"
+            ) from None
+    return mix
