@@ -48,6 +48,21 @@ def register(commands: Any) -> None:
     )
     ingest.set_defaults(handler=_bench_ingest)
 
+    stream = sub.add_parser("stream", help="lane readings/s replayed through the shelf features")
+    stream.add_argument("--days", type=float, default=14.0)
+    stream.add_argument("--seed", type=int, default=1)
+    stream.add_argument("--profile", default="convenience")
+    stream.set_defaults(handler=_bench_stream)
+
+    edge = sub.add_parser(
+        "edge",
+        help="readings/s through the edge (400 lanes, 10 fridges), batched vs per-lane "
+        "inference, gateway memory",
+    )
+    edge.add_argument("--minutes", type=int, default=120, help="simulated minutes of readings")
+    edge.add_argument("--ticks", type=int, default=200, help="ticks for the latency figures")
+    edge.set_defaults(handler=_bench_edge)
+
 
 def _bench_sim(args: argparse.Namespace) -> int:
     from shelflink.cli.sim_commands import progress_bar
@@ -178,4 +193,86 @@ def _bench_ingest(args: argparse.Namespace) -> int:
     print(f"ingest vs naive: {result['ingest_rows_per_s'] / result['naive_rows_per_s']:.1f}×")
     keys = ("ingest_rows_per_s", "path_rows_per_s", "copy_rows_per_s", "naive_rows_per_s")
     print(json.dumps({k: result[k] for k in keys}))
+    return 0
+
+
+def _bench_edge(args: argparse.Namespace) -> int:
+    import sys
+
+    from shelflink.cli.edge_bench import bench_edge
+
+    result = bench_edge(
+        minutes=args.minutes,
+        infer_ticks=args.ticks,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    print(
+        f"{result['readings']:,} readings ({result['lanes']} lanes, {result['fridges']} fridges, "
+        f"{result['ticks']} ticks) in {result['seconds']:.2f} s on one core: "
+        f"{result['readings_per_s']:,.0f} readings/s"
+    )
+    print(
+        f"inference per tick, {result['lanes']} lanes: batched p50 {result['infer_p50_ms']:.3f} ms "
+        f"p99 {result['infer_p99_ms']:.3f} ms; one call per lane p50 "
+        f"{result['per_lane_p50_ms']:.2f} ms p99 {result['per_lane_p99_ms']:.2f} ms"
+    )
+    print(
+        f"gateway process with the model loaded: {result['rss_mb']:.0f} MB resident "
+        f"(the same gateway without its edge: {result['rss_without_edge_mb']:.0f} MB)"
+    )
+    keys = ("readings_per_s", "infer_p50_ms", "infer_p99_ms", "per_lane_p99_ms", "rss_mb")
+    print(json.dumps({k: round(result[k], 3) for k in keys}))
+    return 0
+
+
+def _bench_stream(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from shelflink.sim import write_dataset
+    from shelflink.stream.lane_replay import numpy_call_cost_us, time_replay
+    from shelflink.stream.lanes import LaneFeatureState, LaneSpec
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        write_dataset(1, args.days, args.seed, out, profile_mix={args.profile: 1})
+        rows = pq.read_table(out / "lanes.parquet").to_pylist()
+        readings = pq.read_table(out / "readings.parquet")
+    lanes = [LaneSpec(r["device"], r["lane"], r["gtin"], r["unit_g"], r["capacity"]) for r in rows]
+    position = {(s.device, s.lane): i for i, s in enumerate(lanes)}
+    devices = readings.column("device").to_pylist()
+    numbers = readings.column("lane").to_pylist()
+    idx = np.array([position[p] for p in zip(devices, numbers, strict=True)], dtype=np.int64)
+    ts = readings.column("ts").cast("int64").to_numpy()
+    grams = readings.column("grams").to_numpy(zero_copy_only=False).astype(np.float64)
+    board_c = readings.column("board_c").to_numpy().astype(np.float64)
+    # The fixed cost of one small numpy call on this machine now: the replay's unit of work.
+    baseline = numpy_call_cost_us()
+    figures = {}
+    for label, every in (("readings", 0), ("readings + features every 15 ticks", 15)):
+        f = time_replay(LaneFeatureState(lanes), ts, idx, grams, board_c, features_every=every)
+        figures[label] = f
+        print(
+            f"{label}: {f.lane_readings:,} lane readings of {f.lanes} lanes over {f.ticks:,} "
+            f"ticks in {f.seconds:.2f} s ({f.cpu_seconds:.2f} s CPU): "
+            f"{f.lane_readings_per_s:,.0f} lane readings/s, {f.us_per_tick:.0f} µs/tick"
+        )
+    print(f"baseline: {baseline:.2f} µs per small numpy call on this machine")
+    plain, full = figures["readings"], figures["readings + features every 15 ticks"]
+    summary = {
+        "lane_readings_per_s": round(plain.lane_readings_per_s),
+        "us_per_tick": round(plain.us_per_tick, 1),
+        "seconds": round(plain.seconds, 2),
+        "cpu_seconds": round(plain.cpu_seconds, 2),
+        "with_features_seconds": round(full.seconds, 2),
+        "lanes": plain.lanes,
+        "ticks": plain.ticks,
+        "profile": args.profile,
+        "days": args.days,
+        "numpy_call_us": round(baseline, 2),
+    }
+    print(json.dumps(summary))
     return 0

@@ -1,4 +1,4 @@
-"""On-gateway intelligence: the stock-out model and the cold-chain rules, with no I/O of their own."""
+"""On-gateway intelligence: the stock-out model and cold-chain rules, with no I/O of their own."""
 
 from shelflink.edge._version import __version__
 

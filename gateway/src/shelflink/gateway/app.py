@@ -22,6 +22,8 @@ from shelflink.gateway.buffer import DurableBuffer
 from shelflink.gateway.buffer_record import Record
 from shelflink.gateway.config import GatewayConfig
 from shelflink.gateway.dead_letter import DeadLetterStore
+from shelflink.gateway.edge_metrics import EdgeCollector
+from shelflink.gateway.edge_runner import EdgeRunner
 from shelflink.gateway.events import EventFactory
 from shelflink.gateway.health_server import HealthServer
 from shelflink.gateway.intake import Intake
@@ -62,6 +64,8 @@ class Gateway:
         self.health: HealthServer | None = None
         self.southbound: MqttSouthbound | None = None
         self.uplink: Uplink | None = None
+        self.edge: EdgeRunner | None = None
+        self.events: EventFactory | None = None
         self._alarms: list[bool] = []
 
     @property
@@ -75,7 +79,7 @@ class Gateway:
         state_dir = config.sequence.state_dir
         # One gateway-wide counter numbers the gateway's events and its buffered statuses.
         gateway_sequence = SequenceStore(state_dir / f"{config.gateway_id}.seq")
-        events = EventFactory(config.gateway_id, gateway_sequence)
+        events = self.events = EventFactory(config.gateway_id, gateway_sequence)
         buffer = DurableBuffer(
             config.buffer.path,
             max_bytes=config.buffer.max_bytes,
@@ -88,10 +92,12 @@ class Gateway:
             max_rows=config.dead_letter.max_rows,
             max_raw_bytes=config.dead_letter.max_raw_bytes,
         )
+        edge = self.edge = EdgeRunner(config, events) if config.edge.enabled else None
         async with buffer, dead_letters:
             intake = Intake(
                 self.registry, self.tracker, buffer, dead_letters,
                 config.limits.limits(), self.clock_ms, gateway_sequence,
+                observer=edge.observe if edge is not None else None,
             )  # fmt: skip
             self.intake = intake
             southbound = self.southbound = MqttSouthbound(config, intake)
@@ -128,8 +134,9 @@ class Gateway:
                 links, self.clock_ms, lambda: dict(self.gaps_reported),
                 uplink.stats if uplink is not None else None,
             )  # fmt: skip
+            extra = [EdgeCollector(config.store_id, edge)] if edge is not None else []
             self.health = HealthServer(
-                config.health.host, config.health.port, new_registry(collector),
+                config.health.host, config.health.port, new_registry(collector, *extra),
                 lambda: self._health(buffer),
             )  # fmt: skip
             await self.health.start()
@@ -141,6 +148,10 @@ class Gateway:
                     tasks.create_task(self._housekeeping(buffer, events), name="housekeeping")
                     if uplink is not None:
                         tasks.create_task(uplink.run(), name="uplink")
+                    if edge is not None:
+                        # The model is looked at before the first reading counts.
+                        await edge.check_model(self.clock_ms())
+                        tasks.create_task(edge.run(buffer, self.clock_ms), name="edge")
                     self.ready.set()
             finally:
                 await self.health.stop()
@@ -210,4 +221,5 @@ class Gateway:
             },
             "devices": {k.value: v for k, v in self.registry.counts().items()},
             "cloud_link": cloud,
+            "edge": None if self.edge is None else self.edge.status(),
         }

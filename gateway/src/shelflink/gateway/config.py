@@ -18,6 +18,7 @@ from shelflink.device import DeviceKind, Limits
 from shelflink.device.gtin import is_valid_gtin
 from shelflink.device.models import MAX_LANES
 from shelflink.device.topics import ID_PATTERN
+from shelflink.edge.config import EdgeConfig
 from shelflink.gateway.opcua_config import OpcUaControllerConfig
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -171,6 +172,7 @@ class GatewayConfig(_Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
     opcua: list[OpcUaControllerConfig] = Field(default_factory=list)
     uplink: UplinkConfig | None = None  # None: no cloud link (a lab gateway)
+    edge: EdgeConfig = EdgeConfig()  # features, stock-out model, cold chain: docs/edge.md
     log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
@@ -205,6 +207,7 @@ class GatewayConfig(_Section):
                 "sequence": self.sequence.model_copy(
                     update={"state_dir": at(self.sequence.state_dir)}
                 ),
+                "edge": self.edge.resolve_paths(base),
             }
         )
 

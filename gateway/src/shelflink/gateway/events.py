@@ -24,11 +24,13 @@ class EventFactory:
     def __init__(self, gateway_id: str, sequence: SequenceStore) -> None:
         self.gateway_id = gateway_id
         self.sequence = sequence
+        self.created = 0  # events numbered so far: each becomes one buffered record
 
     def event(
         self, type_: str, severity: pb.Severity.ValueType, ts_ms: int, source: str | None = None,
         **body: Any,
     ) -> Record:  # fmt: skip
+        self.created += 1
         item = pb.Event(
             source=source or self.gateway_id,
             seq=self.sequence.next(),

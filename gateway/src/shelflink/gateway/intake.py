@@ -72,6 +72,7 @@ class Intake:
         limits: Limits,
         clock_ms: Callable[[], int],
         gateway_sequence: SequenceStore,
+        observer: Callable[[DeviceMessage], None] | None = None,
     ) -> None:
         self.registry = registry
         self.tracker = tracker
@@ -84,6 +85,8 @@ class Intake:
         # by the gateway's own counter instead, so no status hides another.
         self.gateway_sequence = gateway_sequence
         self.counters = IntakeCounters()
+        # The edge: sees every message once, after de-duplication, as it arrives.
+        self.observer = observer
         # Records gathered during one turn of the event loop go to the buffer
         # in one append: a task and an append per message cost more than the
         # decoding does.
@@ -117,6 +120,8 @@ class Intake:
             self.counters.rejected[(message.device, Reason.DUPLICATE.value)] += 1
             on_settled()
             return
+        if self.observer is not None:
+            self.observer(message)
         item = to_batch_item(message)
         if item is None:  # a command reply: handled by the gateway, not uplinked
             on_settled()

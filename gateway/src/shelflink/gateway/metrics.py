@@ -200,7 +200,9 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
-def new_registry(collector: GatewayCollector) -> CollectorRegistry:
+def new_registry(collector: GatewayCollector, *more: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    for extra in more:
+        registry.register(extra)
     return registry
