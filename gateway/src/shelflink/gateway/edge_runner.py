@@ -213,7 +213,7 @@ class EdgeRunner:
         text = f"lane {lane.device}/{lane.lane} ({lane.gtin}) {alert.units} units"
         if alert.probability is not None and alert.kind is AlertKind.STOCKOUT_RISK:
             text += f", p={alert.probability:.2f}"
-        if alert.minutes_to_empty is not None and alert.raised:
+        if alert.minutes_to_empty is not None and alert.raised and alert.units > 0:
             text += f", empty in ~{alert.minutes_to_empty:.0f} min"
         self._notice(alert.ts_ms, alert.kind.value, lane.device, alert.raised,
                      alert.kind is AlertKind.OUT_OF_STOCK, text)  # fmt: skip
