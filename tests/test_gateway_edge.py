@@ -14,6 +14,7 @@ from gateway_harness import Publisher, eventually, http_get, running_gateway, sh
 from gateway_harness import store_config as base_config
 
 from shelflink.device.proto import batch_pb2 as pb
+from shelflink.edge.lane_alerts import AlertKind
 from shelflink.edge.stockout_model import default_model_path
 from shelflink.gateway import Gateway, GatewayConfig
 from shelflink.gateway.buffer_record import Priority
@@ -231,3 +232,65 @@ async def test_model_hot_swap_under_load_loses_no_reading(tmp_path: Path, mqtt_u
             assert edge.counters.model_loads == 1
     finally:
         publisher.close()
+
+
+async def test_what_the_edge_learnt_survives_a_restart(tmp_path: Path, mqtt_url: str) -> None:
+    config = store_config(tmp_path, mqtt_url)
+    device = f"{config.store_id}-shelf-01"
+    series = shelf_series(config, [0.0, 5000.0, 5000.0, 5000.0], 40)
+    publisher = Publisher(mqtt_url)
+    try:
+        async with running_gateway(config) as gateway:
+            edge = gateway.edge
+            assert edge is not None and not edge.restored
+            for payload in series[:30]:
+                publisher.publish(topic(config, device), payload)
+            await eventually(
+                lambda: edge.counters.alerts[("out_of_stock", "raised")] == 1, what="out_of_stock"
+            )
+            first = gateway.intake
+            assert first is not None
+            # All settled, so that the broker has nothing of this run to redeliver.
+            await eventually(
+                lambda: first.counters.accepted[(device, "shelf.reading")] == 30, what="accepted"
+            )
+            await first.drain()
+            units_before = edge.features.units().tolist()
+        state_file = config.sequence.state_dir / "edge-state.pickle"
+        assert await asyncio.to_thread(state_file.exists)
+
+        async with running_gateway(config) as gateway:
+            edge = gateway.edge
+            assert edge is not None and edge.restored
+            _, body = await http_get(gateway.health_port, "/healthz")
+            assert json.loads(body)["edge"]["state"] == "restored"
+            # Known at once, without a reading: the count and the standing alert.
+            assert edge.features.units().tolist() == units_before
+            assert edge.alerts.active()[AlertKind.OUT_OF_STOCK] == 1
+            for payload in series[30:]:
+                publisher.publish(topic(config, device), payload)
+            intake = gateway.intake
+            assert intake is not None
+            await eventually(
+                lambda: intake.counters.accepted[(device, "shelf.reading")] == 10, what="accepted"
+            )
+            await eventually(lambda: edge.counters.ticks >= 9, what="ticks")
+            # Still empty: the alert stands and is not announced a second time.
+            assert edge.counters.alerts[("out_of_stock", "raised")] == 0
+    finally:
+        publisher.close()
+
+
+async def test_state_from_another_planogram_is_set_aside(tmp_path: Path, mqtt_url: str) -> None:
+    config = store_config(tmp_path, mqtt_url)
+    async with running_gateway(config) as gateway:
+        assert gateway.edge is not None
+    state_file = config.sequence.state_dir / "edge-state.pickle"
+    assert await asyncio.to_thread(state_file.exists)
+    devices = [d.model_dump() for d in config.devices]
+    devices[0]["lanes"] = devices[0]["lanes"][:2]  # the shelf was re-planned
+    changed = config.model_copy(update={"devices": [type(config.devices[0])(**d) for d in devices]})
+    async with running_gateway(changed) as gateway:
+        assert gateway.edge is not None and not gateway.edge.restored
+    rejected = state_file.with_name("edge-state.pickle.rejected")
+    assert await asyncio.to_thread(rejected.exists)

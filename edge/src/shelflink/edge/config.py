@@ -31,10 +31,22 @@ class EdgeConfig(BaseModel):
     # Every this many ticks, one ``shelf_units`` event per shelf: the units
     # estimate the cloud's planner counts as "on shelf". 0: never.
     units_report_ticks: Annotated[int, Field(ge=0, le=1440)] = 15
+    # What the edge has learnt (tare, drift, depletion profiles, standing
+    # alerts, cold-chain days), saved every state_save_ticks ticks and at
+    # shutdown, read back at start. 0: never saved. None: edge-state.pickle
+    # in the gateway's state folder ([sequence] state_dir).
+    state_file: Path | None = None
+    state_save_ticks: Annotated[int, Field(ge=0, le=1440)] = 15
     alerts: LaneAlertConfig = LaneAlertConfig()
     cold_chain: ColdChainConfig = ColdChainConfig()
 
     def resolve_paths(self, base: Path) -> EdgeConfig:
-        if self.model_path is None or self.model_path.is_absolute():
-            return self
-        return self.model_copy(update={"model_path": base / self.model_path})
+        def at(path: Path) -> Path:
+            return path if path.is_absolute() else base / path
+
+        update: dict[str, Path] = {}
+        if self.state_file is not None:
+            update["state_file"] = at(self.state_file)
+        if self.model_path is not None:
+            update["model_path"] = at(self.model_path)
+        return self.model_copy(update=update)

@@ -36,6 +36,7 @@ from shelflink.edge.cold_chain import Alarm, ColdChainDay, ColdChainMonitor
 from shelflink.edge.config import EdgeConfig
 from shelflink.edge.lane_alerts import AlertKind, LaneAlert, LaneAlerts
 from shelflink.edge.stockout_model import ModelError, StockoutModel, default_model_path
+from shelflink.gateway import edge_state
 from shelflink.gateway.buffer import DurableBuffer
 from shelflink.gateway.buffer_record import Record
 from shelflink.gateway.config import GatewayConfig
@@ -107,6 +108,7 @@ class EdgeRunner:
         self.cold_chain = ColdChainMonitor(self.config.cold_chain)
         self.ticks = TickClock(self.config.tick_s * 1000)
         self.model_path = self.config.model_path or default_model_path()
+        self.state_file = self.config.state_file or config.sequence.state_dir / "edge-state.pickle"
         self.model: StockoutModel | None = None
         self.model_error: str | None = None
         self._model_signature: tuple[object, ...] | None = None
@@ -117,6 +119,41 @@ class EdgeRunner:
         self._outbox: list[Record] = []
         self._wake = asyncio.Event()
         self._watermark_ms: int | None = None
+        self._state_blob: bytes | None = None  # a snapshot waiting to be written
+        self.restored = self._restore()
+
+    # -- learnt state ------------------------------------------------------------
+
+    def _restore(self) -> bool:
+        if not self.config.state_save_ticks:
+            return False
+        saved = edge_state.read(self.state_file, self.lanes)
+        if saved is None:
+            return False
+        self.features, self.alerts, self.cold_chain = saved.features, saved.alerts, saved.cold_chain
+        # The alert thresholds come from today's config, not the saved one.
+        self.alerts.config = self.config.alerts
+        self._watermark_ms = saved.watermark_ms
+        self.ticks.last_boundary_ms = saved.last_boundary_ms
+        logger.info("edge state restored from %s", self.state_file)
+        return True
+
+    def snapshot(self) -> bytes:
+        state = edge_state.EdgeState(
+            self.features, self.alerts, self.cold_chain, self._watermark_ms,
+            self.ticks.last_boundary_ms,
+        )  # fmt: skip
+        return edge_state.dump(state, self.lanes)
+
+    async def save_state(self) -> None:
+        """Write the latest snapshot (taken on the loop, written in a thread)."""
+        blob, self._state_blob = self._state_blob, None
+        if blob is None or not self.config.state_save_ticks:
+            return
+        try:
+            await asyncio.to_thread(edge_state.write, self.state_file, blob)
+        except OSError:
+            logger.exception("could not save the edge state to %s", self.state_file)
 
     # -- readings (synchronous, called by intake) --------------------------------
 
@@ -173,6 +210,10 @@ class EdgeRunner:
         every = self.config.units_report_ticks
         if every and self.counters.ticks % every == 1 % every:
             self._units_report(now_ms, units, blind)
+        save = self.config.state_save_ticks
+        if save and self.counters.ticks % save == 0:
+            self._state_blob = self.snapshot()
+            self._wake.set()
 
     def _units_report(self, now_ms: int, units: np.ndarray, blind: np.ndarray) -> None:
         """One ``shelf_units`` event per shelf device: the cloud's view of what is on shelf."""
@@ -329,12 +370,16 @@ class EdgeRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await self._append(buffer)
+            if self.config.state_save_ticks:
+                self._state_blob = self.snapshot()
+                await self.save_state()
 
     async def _flush(self, buffer: DurableBuffer) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             await self._append(buffer)
+            await self.save_state()
 
     async def _append(self, buffer: DurableBuffer) -> None:
         records, self._outbox = self._outbox, []
@@ -360,4 +405,5 @@ class EdgeRunner:
             "active": {k.value: v for k, v in self.alerts.active().items()},
             "cold_chain_alarms": len(self.cold_chain.active()),
             "ticks": self.counters.ticks,
+            "state": "restored" if self.restored else "fresh",
         }
