@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 SHELFLINK = [sys.executable, "-m", "shelflink.cli.main"]
@@ -64,10 +67,75 @@ def test_demo_runs_headless_on_embedded_defaults(reachable_dir: Path) -> None:
     manifest = json.loads(Path(final["manifest"]).read_text())
     assert sum(d["count"] for d in manifest["devices"]) == final["published"]
     # Everything the gateways accepted reached the embedded PostgreSQL through
-    # the uplink and the ingest worker (statuses included, hence >= published).
+    # the uplink and the ingest worker (statuses included, hence >= published),
+    # and so did the gateways' own events (the edge's conclusions among them).
     assert final["gateway_accepted"] >= final["published"]
-    assert final["in_cloud"] == final["gateway_accepted"] == final["cloud_rows_new"]
+    assert final["gateway_events"] > 0
+    in_cloud = final["gateway_accepted"] + final["gateway_events"]
+    assert final["in_cloud"] == in_cloud == final["cloud_rows_new"]
     assert final["buffered"] == 0
+    # The replenishment side: the dealer API with a key per dealer, a planning run
+    # once the shelves had reported, and its suggestions shown as they appeared.
+    assert final["api_docs"].startswith("http://127.0.0.1:") and final["api_docs"].endswith("/docs")
+    assert any(line.startswith(f"dealer API {final['api_docs']}") for line in lines)
+    keys = {line.split(":")[0] for line in lines if line.startswith("api key ")}
+    assert keys == {"api key operator", "api key north-drinks", "api key south-wholesale"}
+    assert final["planning_runs"] >= 1
+    assert sum(final["orders"].values()) >= 1, final
+    new_orders = [line for line in lines if line.startswith("order ") and " new, " in line]
+    assert len(new_orders) == sum(final["orders"].values())
+    assert {line.split()[2] for line in new_orders} <= {"s0001", "s0002"}
+
+
+def _line_starting(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:
+    """The first line of the demo's output that starts with ``prefix``."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.2):
+                line = proc.stdout.readline()
+                if line.startswith(prefix):
+                    return line.strip()
+                if not line:
+                    break
+    raise AssertionError(f"the demo printed no line starting with {prefix!r} (exit {proc.poll()})")
+
+
+@pytest.mark.slow
+def test_demo_orders_are_delivered_and_visible_through_the_api(reachable_dir: Path) -> None:
+    # One kiosk at 600x: in 25 wall seconds the dealer approves, picks, ships and
+    # delivers the first orders (about 2.5 simulated hours, DealerPace).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHELFLINK_MQTT_URL", "SHELFLINK_DATABASE_URL")}  # fmt: skip
+    proc = subprocess.Popen(
+        [*SHELFLINK, "demo", "--headless", "--stores", "1", "--speed", "600", "--duration", "25",
+         "--state-dir", str(reachable_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        docs = _line_starting(proc, "dealer API ", 120).split()[2]
+        key = _line_starting(proc, "api key north-drinks: ", 10).split()[-1]
+        _line_starting(proc, "order ", 60)
+        base = docs.removesuffix("/docs")
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert client.get("/docs").status_code == 200
+            orders = client.get("/api/v1/orders", headers={"Authorization": f"Bearer {key}"})
+            assert orders.status_code == 200, orders.text
+            assert {o["store_id"] for o in orders.json()["items"]} == {"s0001"}
+            assert {o["dealer_id"] for o in orders.json()["items"]} == {"north-drinks"}
+        assert proc.stdout is not None
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    final = json.loads(rest.strip().splitlines()[-1])
+    assert final["deliveries"] >= 1, final
+    assert final["orders"].get("delivered", 0) == final["deliveries"]
+    assert final["units_delivered"] > 0
+    assert any(" shipped → delivered by demo dealer" in line for line in rest.splitlines())
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@ delivery into the backroom, keyset lists and the audit trail."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from cloud.tests.test_cloud_api_harness import (
@@ -161,6 +163,19 @@ async def test_delivery_books_the_lines_into_the_backroom(db: Connection) -> Non
     ]
     # The scanner's table stays the devices' own.
     assert await count(db, "SELECT count(*) FROM goods_receipts") == 0
+
+
+async def test_a_delivery_is_booked_at_the_time_it_arrived(db: Connection) -> None:
+    # A delivery recorded after the fact (or on a simulated clock) keeps its own
+    # time: the planner orders receipts and restocks by it.
+    await build_world(db)
+    order = await new_order(db)
+    for step in ("approved", "picking", "shipped"):
+        await transition_order(db, order.order_id, OrderState(step), OPERATOR)
+    arrived = datetime(2024, 1, 1, 9, 30, tzinfo=UTC)
+    await transition_order(db, order.order_id, OrderState.DELIVERED, OPERATOR, received_at=arrived)
+    cur = await db.execute("SELECT received_at FROM backroom_receipts")
+    assert await cur.fetchall() == [(arrived,)]
 
 
 async def test_keyset_lists_newest_first_with_filters(db: Connection) -> None:

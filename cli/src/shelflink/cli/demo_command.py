@@ -1,10 +1,14 @@
 """``shelflink demo``: the platform on embedded defaults with simulated stores.
 
-Today: the embedded broker, live simulated stores, one gateway per store
-between the devices and the view, and the cloud: an embedded PostgreSQL (or
-``SHELFLINK_DATABASE_URL``), migrated, and an ingest worker, to which every
-gateway's uplink sends its batches (in the demo one broker plays both the
-stores' and the cloud's). Each later component (planner, API) joins the same
+The embedded broker, live simulated stores, one gateway per store between
+the devices and the view, and the cloud: an embedded PostgreSQL (or
+``SHELFLINK_DATABASE_URL``), migrated and seeded with the stores' master data
+and sales history, an ingest worker to which every gateway's uplink sends its
+batches (in the demo one broker plays both the stores' and the cloud's), the
+replenishment planner on the simulated clock, the dealer API on a loopback
+port, and the demo dealers, who work the orders through the workflow and
+deliver into the simulated stores. The stores' own standing orders are off:
+what the cloud orders is all they get. Every component is a task of the same
 TaskGroup in :func:`run_demo`, so the demo grows by adding a task, not by a
 second entry point.
 """
@@ -16,21 +20,36 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shelflink.cli.options import add_broker_options, add_store_options, default_state_dir
 
 REFRESH_S = 0.5
+NOTICES_SHOWN = 12  # edge alerts under the table
+MOVES_SHOWN = 12  # order moves under the alerts
+# 120x: a wall minute is two simulated hours, so within a minute or two the
+# first orders appear and are delivered (DealerPace). Faster runs fall behind:
+# everything runs in this one process, and at 240x three stores (one of them a
+# supermarket) outrun the gateways on a busy two-core machine.
+DEFAULT_SPEED = 120.0
 
 
 def register(commands: Any) -> None:
     demo = commands.add_parser(
         "demo", help="embedded broker + simulated stores with a live terminal view"
     )
-    add_store_options(demo, stores=3, speed=120.0)
+    add_store_options(demo, stores=3, speed=DEFAULT_SPEED)
     demo.add_argument(
         "--duration", type=float, default=600.0, help="wall seconds to run (default 600)"
+    )
+    demo.add_argument(
+        "--api-port",
+        type=int,
+        default=0,
+        help="loopback port of the dealer API (default 0: any free port; the URL is printed)",
     )
     add_broker_options(demo)
     demo.add_argument(
@@ -67,25 +86,114 @@ def _gateway_views(gateways: list[Any]) -> dict[str, Any]:
             high_water=stats.high_water,
             gaps=sum(gateway.gaps_reported.values()),
             in_cloud=gateway.uplink.stats().acked_records if gateway.uplink is not None else 0,
+            **_edge_view(gateway.edge),
         )
     return views
 
 
-async def _show(
-    live: Any, broker_url: str, headless: bool, done: asyncio.Event, gateways: list[Any]
-) -> None:
-    from shelflink.cli.live_view import render, summary_line
+def _edge_view(edge: Any) -> dict[str, Any]:
+    if edge is None:
+        return {}
+    from shelflink.edge.lane_alerts import AlertKind
 
+    active = edge.alerts.active()
+    return {
+        "at_risk": active[AlertKind.STOCKOUT_RISK],
+        "edge_out": active[AlertKind.OUT_OF_STOCK],
+        "cold_alarms": len(edge.cold_chain.active()),
+        "model": edge.model.info.version if edge.model is not None else None,
+    }
+
+
+def _edge_alert_totals(gateways: list[Any]) -> dict[str, int]:
+    """Alerts raised by all edges during the run, by kind."""
+    totals: dict[str, int] = {}
+    for gateway in gateways:
+        if gateway.edge is None:
+            continue
+        for (kind, state), n in gateway.edge.counters.alerts.items():
+            if state == "raised":
+                totals[kind] = totals.get(kind, 0) + n
+    return dict(sorted(totals.items()))
+
+
+def _new_notices(gateways: list[Any], seen: dict[str, int]) -> list[Any]:
+    """Edge notices not shown before, oldest first; ``seen`` remembers per store."""
+    from shelflink.cli.live_view import NoticeView
+
+    fresh = []
+    for gateway in gateways:
+        edge = gateway.edge
+        if edge is None:
+            continue
+        store = gateway.config.store_id
+        total = edge.notices_total
+        new = min(total - seen.get(store, 0), len(edge.recent))
+        seen[store] = total
+        for notice in list(edge.recent)[len(edge.recent) - new :]:
+            fresh.append(
+                NoticeView(
+                    store, notice.ts_ms, notice.kind, notice.raised, notice.critical, notice.text
+                )
+            )
+    return sorted(fresh, key=lambda n: n.ts_ms)
+
+
+def _new_moves(dealer: Any, seen: list[int]) -> list[Any]:
+    """Order moves not shown before, oldest first; ``seen`` holds the count shown so far."""
+    new = min(dealer.moves_total - seen[0], len(dealer.recent))
+    seen[0] = dealer.moves_total
+    return list(dealer.recent)[len(dealer.recent) - new :] if new else []
+
+
+def _orders_view(dealer: Any, planner: Any, api_url: str, moves: list[Any]) -> Any:
+    from shelflink.cli.live_view import OrdersView
+
+    return OrdersView(
+        api_docs=f"{api_url}/docs",
+        counts=dealer.counts,
+        deliveries=dealer.deliveries,
+        units_delivered=dealer.units_delivered,
+        planning_runs=planner.runs,
+        moves=moves,
+    )
+
+
+async def _show(
+    live: Any,
+    broker_url: str,
+    headless: bool,
+    done: asyncio.Event,
+    gateways: list[Any],
+    dealer: Any,
+    planner: Any,
+    api_url: str,
+) -> None:
+    from shelflink.cli.live_view import notice_line, order_line, render, summary_line
+
+    seen: dict[str, int] = {}
+    seen_moves = [0]
     if headless:
-        while not done.is_set():
+        while True:
+            for notice in _new_notices(gateways, seen):
+                print(notice_line(notice), flush=True)
+            for move in _new_moves(dealer, seen_moves):
+                print(order_line(move), flush=True)
             print(summary_line(live.snapshot(), _gateway_views(gateways)), flush=True)
+            if done.is_set():
+                return  # after one last round, so that nothing seen goes unprinted
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=1.0)
-        return
     from rich.live import Live
 
+    shown: deque[Any] = deque(maxlen=NOTICES_SHOWN)
+    moves: deque[Any] = deque(maxlen=MOVES_SHOWN)
+
     def frame() -> Any:
-        return render(live.snapshot(), broker_url, _gateway_views(gateways))
+        shown.extend(_new_notices(gateways, seen))
+        moves.extend(_new_moves(dealer, seen_moves))
+        orders = _orders_view(dealer, planner, api_url, list(moves))
+        return render(live.snapshot(), broker_url, _gateway_views(gateways), list(shown), orders)
 
     with Live(frame(), refresh_per_second=4) as screen:
         while not done.is_set():
@@ -95,15 +203,23 @@ async def _show(
         screen.update(frame())
 
 
+def _print_api(api_url: str, keys: Any) -> None:
+    """The API's address and keys, printed once before the view starts."""
+    print(f"dealer API {api_url}/docs (send a key as Authorization: Bearer <key>)", flush=True)
+    for holder, key in keys.as_dict().items():
+        print(f"api key {holder}: {key}", flush=True)
+
+
 async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
     from shelflink.broker import EmbeddedBroker
+    from shelflink.cli.demo_api import dealer_api
+    from shelflink.cli.demo_dealer import DemoDealer
+    from shelflink.cli.demo_planner import DemoPlanner
     from shelflink.cli.store_configs import gateway_config
-    from shelflink.cloud.database import connect, open_database
     from shelflink.cloud.ingest import IngestOptions, IngestWorker
-    from shelflink.cloud.migrations import migrate
     from shelflink.cloud.settings import load_settings
-    from shelflink.cloud.writer import register_gateway
     from shelflink.gateway import Gateway
+    from shelflink.sim import SimConfig
     from shelflink.sim.run import LiveRun
 
     state_dir: Path = (args.state_dir or default_state_dir()) / "demo"
@@ -120,6 +236,8 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
             broker_url=broker_url,
             state_dir=state_dir / "devices",
             manifest_path=state_dir / "manifest.json",
+            # The cloud's orders are the stores' only supply: the loop is closed.
+            config=SimConfig(auto_replenish=False),
         )
         configs = [
             gateway_config(sim.layout, broker_url, state_dir / "gateways", uplink_url=broker_url)
@@ -127,14 +245,22 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
         ]
         gateways = [Gateway(config) for config in configs]
         settings = load_settings(data_dir=state_dir / "cloud")
-        database_url = await stack.enter_async_context(open_database(settings))
-        conn = await connect(database_url)
-        try:
-            await migrate(conn)
-            for config in configs:
-                await register_gateway(conn, config.gateway_id, config.store_id)
-        finally:
-            await conn.close()
+        database_url, keys, after_order_id = await _prepare_cloud(stack, settings, live, configs)
+        api_url = await stack.enter_async_context(dealer_api(database_url, port=args.api_port))
+        _print_api(api_url, keys)
+
+        def sim_now_ms() -> int:
+            return int(live.sims[0].now_ms)
+
+        dealer = DemoDealer(
+            live,
+            [sim.layout.store_id for sim in live.sims],
+            sim_now_ms,
+            actors=_dealer_actors(keys),
+            after_order_id=after_order_id,
+        )
+        shelves = [shelf.device_id for sim in live.sims for shelf in sim.layout.shelves]
+        planner = DemoPlanner(database_url, sim_now_ms, args.speed, shelf_devices=shelves)
         # The embedded broker speaks MQTT 3.1.1 only: one worker, plain subscription.
         options = IngestOptions(worker_id="demo-ingest", shared=None if args.broker else False)
         worker = IngestWorker(broker_url, database_url, options)
@@ -157,10 +283,19 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                 done.set()
 
         async with asyncio.TaskGroup() as tasks:
-            ingest_task = tasks.create_task(worker.run())
-            gateway_tasks = [tasks.create_task(g.run()) for g in gateways]
+            background = [
+                tasks.create_task(worker.run()),
+                *(tasks.create_task(g.run()) for g in gateways),
+                tasks.create_task(planner.run()),
+                tasks.create_task(dealer.run(database_url)),
+            ]
             tasks.create_task(simulate())
-            tasks.create_task(_show(live, broker_url, headless, done, gateways))
+            # The view outlives the devices by the drain below, so that orders moved
+            # meanwhile are shown too, up to the final counts.
+            closing = asyncio.Event()
+            tasks.create_task(
+                _show(live, broker_url, headless, closing, gateways, dealer, planner, api_url)
+            )
             await done.wait()
             # The devices stopped: give the uplinks a moment to deliver the rest.
             with contextlib.suppress(TimeoutError):
@@ -170,7 +305,8 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                               for g in gateways):  # fmt: skip
                         await asyncio.sleep(0.2)
             views = _gateway_views(gateways)
-            for task in [*gateway_tasks, ingest_task]:
+            closing.set()
+            for task in background:
                 task.cancel()
         snapshot = live.snapshot()
         print(
@@ -183,8 +319,57 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                     "gateway_rejected": sum(v.rejected for v in views.values()),
                     "buffered": sum(v.buffer_records for v in views.values()),
                     "in_cloud": sum(v.in_cloud for v in views.values()),
+                    "gateway_events": sum(g.events.created for g in gateways if g.events),
+                    "edge_alerts": _edge_alert_totals(gateways),
                     "cloud_rows_new": worker.counters.rows_new,
+                    "planning_runs": planner.runs,
+                    "orders": dealer.counts,
+                    "deliveries": dealer.deliveries,
+                    "units_delivered": dealer.units_delivered,
+                    "api_docs": f"{api_url}/docs",
                     "manifest": str(state_dir / "manifest.json"),
                 }
             )
         )
+
+
+async def _prepare_cloud(
+    stack: contextlib.AsyncExitStack, settings: Any, live: Any, configs: list[Any]
+) -> tuple[str, Any, int]:
+    """Migrate and seed the cloud for the live run's stores.
+
+    Returns the database URL, the fresh API keys and the newest order id so far
+    (orders of earlier demo runs on the same database are not this run's).
+    """
+    from shelflink.cli.demo_dealer import latest_order_id
+    from shelflink.cli.demo_history import import_sales_history
+    from shelflink.cli.demo_seed import issue_demo_keys, seed_demo
+    from shelflink.cloud.database import connect, open_database
+    from shelflink.cloud.migrations import migrate
+    from shelflink.cloud.writer import register_gateway
+
+    database_url: str = await stack.enter_async_context(open_database(settings))
+    layouts = [sim.layout for sim in live.sims]
+    async with await connect(database_url) as conn:
+        await migrate(conn)
+        for config in configs:
+            await register_gateway(conn, config.gateway_id, config.store_id)
+        await seed_demo(conn, layouts, currency=live.config.currency)
+        # The history ends where the simulated clock starts; the live run adds the rest.
+        start = datetime.fromtimestamp(live.clock.start_ms / 1000, tz=UTC)
+        await import_sales_history(
+            conn, layouts, seed=live.seed, until=start, currency=live.config.currency
+        )
+        keys = await issue_demo_keys(conn, replace=True)
+        after_order_id = await latest_order_id(conn)
+    return database_url, keys, after_order_id
+
+
+def _dealer_actors(keys: Any) -> dict[str, Any]:
+    """Each demo dealer acts with its own demo key, so the audit trail names the key."""
+    from shelflink.cloud.orders_models import Actor
+
+    return {
+        dealer_id: Actor(kind="dealer", key_id=key.key_id, dealer_id=dealer_id)
+        for dealer_id, key in keys.dealers.items()
+    }

@@ -1,18 +1,25 @@
-"""The demo's terminal view: one row per store, redrawn from the run's snapshots.
+"""The demo's terminal view: one row per store, redrawn from the run's snapshots, with
+the edge's latest alerts and the orders moving through the dealers' workflow.
 
 Rendering is a pure function of a snapshot, so the headless mode (tests, CI
-logs) prints the same facts as one line per refresh.
+logs) prints the same facts as one line per refresh, and one line per alert
+and per order move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.table import Table
 
 from shelflink.sim.live import LiveSnapshot
+
+if TYPE_CHECKING:
+    from shelflink.cli.demo_dealer import OrderMove
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +33,42 @@ class GatewayView:
     high_water: bool
     gaps: int  # sequence numbers reported missing
     in_cloud: int = 0  # records the cloud acknowledged as committed
+    # What the gateway's edge concludes (docs/edge.md): standing alerts now.
+    at_risk: int = 0  # lanes with a stockout_risk standing
+    edge_out: int = 0  # lanes the edge sees empty
+    cold_alarms: int = 0  # cold-chain alarms standing
+    model: str | None = None  # the stock-out model's version, None when none is loaded
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    """One line of the edge's recent conclusions, newest last."""
+
+    store_id: str
+    ts_ms: int
+    kind: str
+    raised: bool
+    critical: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersView:
+    """The replenishment side of the demo: orders by state and their latest moves."""
+
+    api_docs: str
+    counts: Mapping[str, int]  # this run's orders by state
+    deliveries: int  # delivered into the simulated stores
+    units_delivered: int
+    planning_runs: int
+    moves: Sequence[OrderMove] = ()  # newest last
 
 
 Gateways = Mapping[str, GatewayView]
+# The workflow's order, for counts that read left to right.
+STATE_ORDER = ("suggested", "approved", "picking", "shipped", "delivered", "rejected", "cancelled")
+LINES_SHOWN = 2
+REASON_CHARS = 120
 
 
 def _sim_time(sim_ms: int) -> str:
@@ -40,7 +80,13 @@ def _fridges(temps: tuple[float, ...]) -> str:
     return " ".join(f"[red]{t:.1f}[/red]" if t > 8.0 else f"{t:.1f}" for t in temps) or "-"
 
 
-def render(snapshot: LiveSnapshot, broker_url: str, gateways: Gateways | None = None) -> Table:
+def render(
+    snapshot: LiveSnapshot,
+    broker_url: str,
+    gateways: Gateways | None = None,
+    notices: Sequence[NoticeView] = (),
+    orders: OrdersView | None = None,
+) -> Group:
     title = (
         f"Shelflink demo · broker {broker_url} · {snapshot.speed:g}× · "
         f"simulated {_sim_time(snapshot.sim_ms)} UTC · "
@@ -55,6 +101,8 @@ def render(snapshot: LiveSnapshot, broker_url: str, gateways: Gateways | None = 
     table.add_column("fridges °C", justify="left")
     if gateways is not None:
         for column in ("gw accepted", "gw rejected", "gw buffer", "gw gaps", "in cloud"):
+            table.add_column(column, justify="right")
+        for column in ("edge risk / out", "cold alarms"):
             table.add_column(column, justify="right")
     for store in snapshot.stores:
         gateway = gateways.get(store.store_id) if gateways is not None else None
@@ -75,17 +123,42 @@ def render(snapshot: LiveSnapshot, broker_url: str, gateways: Gateways | None = 
         if gateways is not None:
             cells += _gateway_cells(gateway)
         table.add_row(*cells)
+    if orders is None:
+        return Group(table, _notices(notices))
+    return Group(table, _notices(notices), _orders(orders))
+
+
+def _notices(notices: Sequence[NoticeView]) -> Table:
+    table = Table(title="edge alerts (newest last)", title_justify="left", expand=False)
+    for column in ("sim time", "store", "alert", "", "detail"):
+        table.add_column(column)
+    for notice in notices:
+        state = "raised" if notice.raised else "cleared"
+        colour = (
+            "red" if notice.critical and notice.raised else "yellow" if notice.raised else "green"
+        )
+        table.add_row(
+            _sim_time(notice.ts_ms), notice.store_id, notice.kind,
+            f"[{colour}]{state}[/{colour}]", notice.text,
+        )  # fmt: skip
     return table
 
 
 def _gateway_cells(gateway: GatewayView | None) -> list[str]:
     if gateway is None:
-        return ["-", "-", "-", "-", "-"]
+        return ["-"] * 7
     buffer = f"{gateway.buffer_records} / {gateway.buffer_bytes / 1e6:.1f} MB"
     if gateway.high_water:
         buffer = f"[red]{buffer} HIGH[/red]"
     rejected = f"[yellow]{gateway.rejected}[/yellow]" if gateway.rejected else "0"
-    return [str(gateway.accepted), rejected, buffer, str(gateway.gaps), str(gateway.in_cloud)]
+    model = "" if gateway.model is not None else " [yellow](no model)[/yellow]"
+    out = f"[red]{gateway.edge_out}[/red]" if gateway.edge_out else "0"
+    risk = f"[yellow]{gateway.at_risk}[/yellow]" if gateway.at_risk else "0"
+    cold = f"[red]{gateway.cold_alarms}[/red]" if gateway.cold_alarms else "0"
+    return [
+        str(gateway.accepted), rejected, buffer, str(gateway.gaps), str(gateway.in_cloud),
+        f"{risk} / {out}{model}", cold,
+    ]  # fmt: skip
 
 
 def summary_line(snapshot: LiveSnapshot, gateways: Gateways | None = None) -> str:
@@ -107,7 +180,65 @@ def summary_line(snapshot: LiveSnapshot, gateways: Gateways | None = None) -> st
     rejected = sum(g.rejected for g in gateways.values())
     buffered = sum(g.buffer_records for g in gateways.values())
     in_cloud = sum(g.in_cloud for g in gateways.values())
+    at_risk = sum(g.at_risk for g in gateways.values())
+    edge_out = sum(g.edge_out for g in gateways.values())
+    cold = sum(g.cold_alarms for g in gateways.values())
     return (
         f"{line} gw_accepted={accepted} gw_rejected={rejected} gw_buffered={buffered} "
-        f"in_cloud={in_cloud}"
+        f"in_cloud={in_cloud} edge_at_risk={at_risk} edge_out={edge_out} cold_alarms={cold}"
+    )
+
+
+def notice_line(notice: NoticeView) -> str:
+    """A headless run prints each edge alert as it happens, one line each."""
+    state = "raised" if notice.raised else "cleared"
+    return f"edge {notice.store_id} {_sim_time(notice.ts_ms)} {notice.kind} {state}: {notice.text}"
+
+
+def order_counts(counts: Mapping[str, int]) -> str:
+    """``suggested 2 · approved 1 · …`` in workflow order; states without orders left out."""
+    ordered = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
+    return " · ".join(f"{state} {counts[state]}" for state in ordered) or "none yet"
+
+
+def _lines(move: OrderMove) -> str:
+    units = sum(quantity for _, quantity in move.lines)
+    shown = ", ".join(f"{gtin}×{quantity}" for gtin, quantity in move.lines[:LINES_SHOWN])
+    more = f", +{len(move.lines) - LINES_SHOWN} more" if len(move.lines) > LINES_SHOWN else ""
+    return f"{len(move.lines)} lines, {units} units ({shown}{more})"
+
+
+def _change(move: OrderMove) -> str:
+    if move.previous is None:
+        auto = " (auto-approved)" if move.note.startswith("auto-approved") else ""
+        return f"new, {move.state}{auto}"
+    return f"{move.previous} → {move.state}"
+
+
+def _orders(view: OrdersView) -> Table:
+    title = (
+        f"orders: {order_counts(view.counts)} · delivered into stores {view.deliveries} "
+        f"({view.units_delivered} units) · planning runs {view.planning_runs} · "
+        f"dealer API {view.api_docs}"
+    )
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("sim time", "order", "store", "dealer", "move", "by", "lines", "reason"):
+        table.add_column(column)
+    for move in view.moves:
+        reason = move.reason
+        if len(reason) > REASON_CHARS:
+            reason = reason[: REASON_CHARS - 1] + "…"
+        colour = "red" if move.expedite else "default"
+        table.add_row(
+            _sim_time(move.sim_ms), str(move.order_id), move.store_id, move.dealer_id,
+            _change(move), move.actor or "-", _lines(move), f"[{colour}]{reason}[/{colour}]",
+        )  # fmt: skip
+    return table
+
+
+def order_line(move: OrderMove) -> str:
+    """A headless run prints each order move as it happens, one line each."""
+    return (
+        f"order {move.order_id} {move.store_id} {move.dealer_id} {_sim_time(move.sim_ms)} "
+        f"{_change(move)} by {move.actor or '-'}: {_lines(move)}; reason: {move.reason}"
     )

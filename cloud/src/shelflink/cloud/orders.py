@@ -11,6 +11,7 @@ API passes the caller's dealer, an operator passes None.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg.rows import class_row, dict_row
@@ -136,12 +137,15 @@ async def transition_order(
     note: str = "",
     expected_version: int | None = None,
     dealer_id: str | None = None,
+    received_at: datetime | None = None,
 ) -> Order:
     """Move an order to ``target`` if the workflow allows it from where it is.
 
     Raises :class:`OrderNotFound`, :class:`StaleOrder` (``expected_version`` given
     and not current) or ``IllegalTransition``; nothing is written then. Delivery
-    books the lines into the store's backroom stock in the same transaction.
+    books the lines into the store's backroom stock in the same transaction, at
+    ``received_at`` (when the goods arrived; default: now) — the planner orders
+    receipts and restocks by that time, so a delivery recorded late must carry it.
     """
     async with transaction(conn):
         # FOR UPDATE: two callers moving the same order queue here, and the second
@@ -165,7 +169,7 @@ async def transition_order(
         )
         await _audit(conn, order_id, current, target, actor, note)
         if target == OrderState.DELIVERED:
-            await _receive_into_backroom(conn, order_id)
+            await _receive_into_backroom(conn, order_id, received_at)
         order = await get_order(conn, order_id)
         assert order is not None
         await _announce(conn, order, EVENT_STATE_CHANGED, current, actor, note)
@@ -213,13 +217,16 @@ async def _announce(
     )
 
 
-async def _receive_into_backroom(conn: Connection, order_id: int) -> None:
+async def _receive_into_backroom(
+    conn: Connection, order_id: int, received_at: datetime | None
+) -> None:
     # One statement: the receipt rows and the stock they add, from the order's lines.
     await conn.execute(
         """
         WITH received AS (
-            INSERT INTO backroom_receipts (store_id, gtin, units, order_id)
-            SELECT o.store_id, l.gtin, l.quantity, o.order_id
+            INSERT INTO backroom_receipts (store_id, gtin, units, order_id, received_at)
+            SELECT o.store_id, l.gtin, l.quantity, o.order_id,
+                coalesce(%(at)s::timestamptz, now())
             FROM orders o JOIN order_lines l USING (order_id)
             WHERE o.order_id = %(order)s
             RETURNING store_id, gtin, units
@@ -230,7 +237,7 @@ async def _receive_into_backroom(conn: Connection, order_id: int) -> None:
         ON CONFLICT (store_id, gtin) DO UPDATE
             SET units = backroom_stock.units + excluded.units, updated_at = now()
         """,
-        {"order": order_id},
+        {"order": order_id, "at": received_at},
     )
 
 
