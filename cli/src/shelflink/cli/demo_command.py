@@ -58,6 +58,11 @@ def register(commands: Any) -> None:
         help="print one summary line per second instead of the live table "
         "(the default when stdout is not a terminal)",
     )
+    demo.add_argument(
+        "--no-faults",
+        action="store_true",
+        help="do not stage the cold-chain faults (a door left ajar, a failing compressor)",
+    )
     demo.add_argument("--state-dir", type=Path, default=None)
     demo.set_defaults(handler=_demo)
 
@@ -210,6 +215,33 @@ def _print_api(api_url: str, keys: Any) -> None:
         print(f"api key {holder}: {key}", flush=True)
 
 
+# Staged so that a person watching sees the cold chain work: simulated minutes
+# after the start, and how long each fault lasts.
+DOOR_AJAR_AFTER_MIN, DOOR_AJAR_FOR_MIN = 20, 45
+COMPRESSOR_FAILS_AFTER_MIN, COMPRESSOR_FAILS_FOR_MIN = 90, 180
+
+
+def stage_cold_chain_faults(live: Any) -> list[Any]:
+    """A door left ajar in the first store's first fridge, then a compressor failure
+    in the last store's: the edge raises the alarms, the planner holds chilled SKUs."""
+    from shelflink.sim.faults import Fault, FaultKind
+
+    staged = []
+    plan = [
+        (live.sims[0], FaultKind.DOOR_AJAR, DOOR_AJAR_AFTER_MIN, DOOR_AJAR_FOR_MIN),
+        (live.sims[-1], FaultKind.COMPRESSOR_FAILURE, COMPRESSOR_FAILS_AFTER_MIN,
+         COMPRESSOR_FAILS_FOR_MIN),
+    ]  # fmt: skip
+    for sim, kind, after_min, for_min in plan:
+        if not sim.layout.fridges:
+            continue
+        start = sim.clock.ts(sim.tick) + after_min * 60_000
+        fault = Fault(sim.layout.fridges[0].device_id, kind, start, start + for_min * 60_000)
+        live.inject_fault(fault)
+        staged.append(fault)
+    return staged
+
+
 async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
     from shelflink.broker import EmbeddedBroker
     from shelflink.cli.demo_api import dealer_api
@@ -239,6 +271,8 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
             # The cloud's orders are the stores' only supply: the loop is closed.
             config=SimConfig(auto_replenish=False),
         )
+        if not args.no_faults:
+            stage_cold_chain_faults(live)
         configs = [
             gateway_config(sim.layout, broker_url, state_dir / "gateways", uplink_url=broker_url)
             for sim in live.sims
