@@ -30,6 +30,8 @@ from shelflink.cloud.api_keys import issue_key
 from shelflink.cloud.database import Connection
 from shelflink.cloud.master_data import record_serial_shipment, set_dealer_stock
 from shelflink.cloud.master_data_models import SerialShipment, StockLevel
+from shelflink.cloud.webhooks import create_webhook
+from shelflink.cloud.webhooks_models import WebhookCreate
 
 Kind = Literal["object", "list", "operator", "catalog"]
 
@@ -41,6 +43,7 @@ class Objects:
     order_id: int
     alert_id: int
     spare_key_id: str
+    webhook_id: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Case:
 
 STORE = {"dealer_id": "north", "name": "n", "region": "N1", "lead_time_days": 1,
          "delivery_weekdays": [1]}  # fmt: skip
+HOOK_URL = "https://hooks.example.com/shelflink"
 SKU = {"name": "Water", "case_pack": 12, "min_order_units": 12, "list_price_minor": 40,
        "min_resale_minor": 59, "currency": "EUR"}  # fmt: skip
 
@@ -85,6 +89,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/serial-shipments/{gtin}/{serial}"): Case("object"),
     ("GET", "/keys"): Case("list", ("dealer_id", "north")),
     ("DELETE", "/keys/{key_id}"): Case("object"),
+    ("POST", "/webhooks"): Case("object"),
+    ("GET", "/webhooks"): Case("list", ("dealer_id", "north")),
+    ("GET", "/webhooks/{webhook_id}"): Case("object"),
+    ("GET", "/webhooks/{webhook_id}/deliveries"): Case("object"),
+    ("DELETE", "/webhooks/{webhook_id}"): Case("object"),  # last: it deletes the endpoint
 }
 
 
@@ -126,7 +135,10 @@ async def arrange(db: Connection, world: World) -> Objects:
                        shipped_at=datetime(2024, 1, 1, tzinfo=UTC)),
     )  # fmt: skip
     spare = await issue_key(db, "north", label="spare")
-    return Objects(order.order_id, row[0], spare.key_id)
+    webhook = await create_webhook(
+        db, "north", WebhookCreate.model_validate({"url": HOOK_URL, "event_types": ["order.*"]})
+    )
+    return Objects(order.order_id, row[0], spare.key_id, webhook.webhook_id)
 
 
 def request_for(
@@ -135,6 +147,7 @@ def request_for(
     url = API_PREFIX + path.format(
         store_id="s0001", order_id=objects.order_id, alert_id=objects.alert_id,
         dealer_id="north", gtin=GTIN_WATER, serial="A1", key_id=objects.spare_key_id,
+        webhook_id=objects.webhook_id,
     )  # fmt: skip
     headers: dict[str, str] = {}
     body: dict[str, Any] | list[Any] | None = None
@@ -161,6 +174,9 @@ def request_for(
             body = {"name": "Hijacked", "territory": ["N1", "N2"]}
         case ("PUT", "/dealers/{dealer_id}/stock"):
             body = [{"gtin": GTIN_WATER, "units": 0}]
+        case ("POST", "/webhooks"):
+            # Naming north: a dealer key may register only for itself.
+            body = {"url": HOOK_URL, "event_types": ["order.*"], "dealer_id": "north"}
         case ("POST", "/serial-shipments"):
             body = {"dealer_id": "south", "gtin": GTIN_WATER, "serials": ["A9"],
                     "shipment_ref": "x", "shipped_at": "2024-01-01T00:00:00Z"}  # fmt: skip

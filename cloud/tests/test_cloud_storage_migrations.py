@@ -11,7 +11,14 @@ from shelflink.cloud import migrations
 from shelflink.cloud.database import connect
 from shelflink.cloud.migrations import Migration, MigrationError, migrate, plan, storage_flavour
 
-EXPECTED = ["0001_core", "0002_timeseries.plain", "0003_rollup_pending", "0004_dealers_orders"]
+EXPECTED = [
+    "0001_core",
+    "0002_timeseries.plain",
+    "0003_rollup_pending",
+    "0004_dealers_orders",
+    "0005_replenishment",
+    "0006_webhooks",
+]
 
 
 async def test_migrate_applies_everything_once_and_then_nothing(empty_database_url: str) -> None:
@@ -20,7 +27,7 @@ async def test_migrate_applies_everything_once_and_then_nothing(empty_database_u
         assert await migrate(conn) == []
         assert await storage_flavour(conn) == "plain"
         cur = await conn.execute("SELECT version, flavour FROM schema_migrations ORDER BY 1")
-        assert await cur.fetchall() == [(1, "plain"), (2, "plain"), (3, "plain"), (4, "plain")]
+        assert await cur.fetchall() == [(v, "plain") for v in range(1, 7)]
 
 
 async def test_workers_migrating_at_once_apply_each_migration_once(
@@ -91,4 +98,4 @@ def test_plan_refuses_an_inconsistent_set(shipped: list[Migration]) -> None:
 def test_every_shipped_version_has_a_file_for_both_paths() -> None:
     shipped = migrations.available_migrations()
     for flavour in migrations.FLAVOURS:
-        assert [m.version for m in plan(shipped, flavour)] == [1, 2, 3, 4]
+        assert [m.version for m in plan(shipped, flavour)] == [1, 2, 3, 4, 5, 6]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shelflink.cli import plan_commands, seed_commands
+from shelflink.cli import plan_commands, seed_commands, webhook_commands
 from shelflink.cli.options import add_broker_options
 from shelflink.cloud.migrations import MigrationError
 
@@ -54,6 +54,7 @@ def register(commands: Any) -> None:
     _register_serve(sub)
     plan_commands.register(sub)
     seed_commands.register(sub)
+    webhook_commands.register(sub)
 
 
 def register_verify(commands: Any) -> None:

@@ -16,10 +16,11 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 DealerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["dlr-north"])]
 StoreId = Annotated[str, Field(min_length=1, max_length=64, examples=["s0001"])]
 Gtin = Annotated[str, Field(pattern=r"^[0-9]{8,14}$", examples=["4006381333931"])]
-Minor = Annotated[int, Field(ge=0, le=2**62)]
+# strict: JSON true/false or "12" are not integers, whatever Python would make of them.
+Minor = Annotated[int, Field(ge=0, le=2**62, strict=True)]
 Region = Annotated[str, Field(min_length=1, max_length=32)]
 ColdChain = Literal["ambient", "chilled", "frozen"]
-Weekday = Annotated[int, Field(ge=1, le=7)]
+Weekday = Annotated[int, Field(ge=1, le=7, strict=True)]
 
 
 class _Model(BaseModel):
@@ -59,7 +60,7 @@ class StoreChanges(_Model):
     dealer_id: DealerId
     name: Annotated[str, Field(min_length=1, max_length=200)]
     region: Region
-    lead_time_days: Annotated[int, Field(ge=0, le=365)]
+    lead_time_days: Annotated[int, Field(ge=0, le=365, strict=True)]
     delivery_weekdays: Annotated[
         list[Weekday], Field(min_length=1, description="ISO weekdays, 1 = Monday")
     ]
@@ -81,9 +82,9 @@ class SkuChanges(_Model):
     """What an operator sets on a SKU."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    case_pack: Annotated[int, Field(gt=0, le=100_000)]
-    min_order_units: Annotated[int, Field(gt=0, le=10_000_000)]
-    shelf_life_days: Annotated[int, Field(gt=0, le=36_500)] | None = None
+    case_pack: Annotated[int, Field(gt=0, le=100_000, strict=True)]
+    min_order_units: Annotated[int, Field(gt=0, le=10_000_000, strict=True)]
+    shelf_life_days: Annotated[int, Field(gt=0, le=36_500, strict=True)] | None = None
     cold_chain: ColdChain = "ambient"
     list_price_minor: Minor
     min_resale_minor: Minor
@@ -106,16 +107,16 @@ class PlanogramLane(_Model):
     """One lane of a shelf device and the SKU it holds."""
 
     device: Annotated[str, Field(min_length=1, max_length=128)]
-    lane: Annotated[int, Field(ge=0, le=63)]
+    lane: Annotated[int, Field(ge=0, le=63, strict=True)]
     gtin: Gtin
-    capacity: Annotated[int, Field(gt=0, le=100_000)]
+    capacity: Annotated[int, Field(gt=0, le=100_000, strict=True)]
 
 
 class StockLevel(_Model):
     """Units of one SKU in a dealer's warehouse."""
 
     gtin: Gtin
-    units: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    units: Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
 
 
 class SerialShipment(_Model):

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from shelflink.cloud.api.idempotency import purge_expired
 from shelflink.cloud.api.problems import PROBLEM_JSON, install_problem_handlers
 from shelflink.cloud.api.rate_limit import TokenBuckets
-from shelflink.cloud.api.routes import alerts, catalog, dealers, keys, orders, stores
+from shelflink.cloud.api.routes import alerts, catalog, dealers, keys, orders, stores, webhooks
 from shelflink.cloud.api.state import ApiOptions, ApiState
 from shelflink.cloud.database import Connection, create_pool
 
@@ -77,7 +77,7 @@ def create_app(database_url: str, options: ApiOptions | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    for module in (stores, orders, alerts, catalog, dealers, keys):
+    for module in (stores, orders, alerts, catalog, dealers, keys, webhooks):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/health", summary="Liveness and database check", response_model=Health)

@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import compile_path
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +115,12 @@ def as_problem(exc: Exception) -> Problem:
         kind = _HTTP_KINDS.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return Problem(exc.status_code, kind, detail, headers=exc.headers)
+    if isinstance(exc, psycopg.DataError):
+        # A value the schema lets through but PostgreSQL cannot store (a NUL
+        # character in text): the client's to fix, not a server error.
+        return Problem(
+            422, "validation", f"a value cannot be stored: {exc}", title="Invalid request"
+        )
     logger.exception("unexpected error", exc_info=exc)
     return Problem(500, "internal", "an unexpected error; it has been logged")
 
@@ -121,13 +130,31 @@ def problem_for(request: Request, exc: Exception) -> Response:
     return problem_response(request, as_problem(exc))
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route whose path matched, but
+    # GET and PUT of one path are two routes here; RFC 9110 wants every method.
+    allowed: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        path, methods = context.path, context.methods
+        if path and methods and compile_path(path)[0].fullmatch(request.url.path):
+            allowed.update(methods)
+    return ", ".join(sorted(allowed))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` a problem-details response."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        return problem_for(request, exc)
+        response = problem_for(request, exc)
+        if response.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
-    for exc_class in (Problem, RequestValidationError, StarletteHTTPException, Exception):
+    # DataError has its own entry: Starlette re-raises whatever reaches the catch-all
+    # Exception handler (to log it as a crash), even after answering.
+    for exc_class in (
+        Problem, RequestValidationError, StarletteHTTPException, psycopg.DataError, Exception,
+    ):  # fmt: skip
         app.add_exception_handler(exc_class, handle)
 
 

@@ -13,5 +13,6 @@ def make_router(tag: str) -> APIRouter:
     return APIRouter(
         tags=[tag],
         route_class=IdempotentRoute,
-        responses=problem_responses(401, 422, 429),
+        # 400: a body that does not parse, a cursor or an Idempotency-Key not ours.
+        responses=problem_responses(400, 401, 422, 429),
     )
