@@ -48,6 +48,28 @@ def register(commands: Any) -> None:
     )
     ingest.set_defaults(handler=_bench_ingest)
 
+    plan = sub.add_parser(
+        "plan",
+        help="replenishment pairs/s, vectorised vs a per-pair loop; dealer API latency "
+        "listing orders with a million in the database",
+    )
+    plan.add_argument("--stores", type=int, default=10_000)
+    plan.add_argument("--skus", type=int, default=500)
+    plan.add_argument("--history-days", type=int, default=28)
+    plan.add_argument("--naive-sample", type=int, default=20_000)
+    plan.add_argument("--seed", type=int, default=0)
+    plan.add_argument("--orders", type=int, default=1_000_000, help="orders in the database")
+    plan.add_argument(
+        "--rate", type=float, default=25.0, help="list requests per second (one API process)"
+    )
+    plan.add_argument("--duration", type=float, default=20.0, help="seconds of steady load")
+    plan.add_argument(
+        "--database-url",
+        help="PostgreSQL server for the API part (a scratch database is created and dropped); "
+        "default: SHELFLINK_DATABASE_URL, else an embedded server",
+    )
+    plan.set_defaults(handler=_bench_plan)
+
     stream = sub.add_parser("stream", help="lane readings/s replayed through the shelf features")
     stream.add_argument("--days", type=float, default=14.0)
     stream.add_argument("--seed", type=int, default=1)
@@ -276,3 +298,61 @@ def _bench_stream(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def _bench_plan(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shelflink.cli.sim_commands import progress_bar
+    from shelflink.cloud.api_bench import run_api_bench
+    from shelflink.cloud.database import open_database
+    from shelflink.cloud.planning.bench import bench_planning
+    from shelflink.cloud.settings import load_settings
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"planning {args.stores:,} stores × {args.skus} SKUs", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        plan = bench_planning(
+            args.stores, args.skus, args.history_days, args.naive_sample, args.seed, progress
+        )
+    print(f"vectorised: {plan['pairs_per_s']:,.0f} pairs/s ({plan['pairs']:,} pairs)")
+    print(
+        f"naive loop: {plan['naive_pairs_per_s']:,.0f} pairs/s "
+        f"({plan['naive_pairs']:,} pairs, the baseline)"
+    )
+    print(
+        f"speedup {plan['speedup']}× (CPU time {plan['cpu_speedup']}×), identical on the "
+        f"sample: {plan['sample_identical']}, peak RSS {plan['peak_rss_mb']} MB"
+    )
+
+    async def api() -> dict[str, Any]:
+        settings = load_settings(database_url=args.database_url)
+        async with open_database(settings) as url:
+            with progress_bar() as bar:
+                tasks: dict[str, Any] = {}
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    if stage not in tasks:
+                        tasks[stage] = bar.add_task(stage, total=total)
+                    bar.update(tasks[stage], completed=done, total=total)
+
+                return await run_api_bench(url, args.orders, args.rate, args.duration, progress)
+
+    figures = asyncio.run(api())
+    print(
+        f"dealer API, list orders with {figures['orders']:,} orders at {args.rate:g} req/s "
+        f"(achieved {figures['achieved_rate']:.0f}): p50 {figures['api_p50_ms']:.1f} ms, "
+        f"p99 {figures['api_p99_ms']:.1f} ms, {figures['errors']} errors "
+        f"(seeding took {figures['seed_s']} s)"
+    )
+    summary = {
+        "pairs_per_s": round(plan["pairs_per_s"]),
+        "naive_pairs_per_s": round(plan["naive_pairs_per_s"]),
+        "api_p50_ms": round(figures["api_p50_ms"], 2),
+        "api_p99_ms": round(figures["api_p99_ms"], 2),
+    }
+    print(json.dumps(summary))
+    return 0 if plan["sample_identical"] and not figures["errors"] else 1
