@@ -260,13 +260,13 @@ async def test_what_the_edge_learnt_survives_a_restart(tmp_path: Path, mqtt_url:
         assert await asyncio.to_thread(state_file.exists)
 
         async with running_gateway(config) as gateway:
-            edge = gateway.edge
-            assert edge is not None and edge.restored
+            again = gateway.edge
+            assert again is not None and again.restored
             _, body = await http_get(gateway.health_port, "/healthz")
             assert json.loads(body)["edge"]["state"] == "restored"
             # Known at once, without a reading: the count and the standing alert.
-            assert edge.features.units().tolist() == units_before
-            assert edge.alerts.active()[AlertKind.OUT_OF_STOCK] == 1
+            assert again.features.units().tolist() == units_before
+            assert again.alerts.active()[AlertKind.OUT_OF_STOCK] == 1
             for payload in series[30:]:
                 publisher.publish(topic(config, device), payload)
             intake = gateway.intake
@@ -274,9 +274,9 @@ async def test_what_the_edge_learnt_survives_a_restart(tmp_path: Path, mqtt_url:
             await eventually(
                 lambda: intake.counters.accepted[(device, "shelf.reading")] == 10, what="accepted"
             )
-            await eventually(lambda: edge.counters.ticks >= 9, what="ticks")
+            await eventually(lambda: again.counters.ticks >= 9, what="ticks")
             # Still empty: the alert stands and is not announced a second time.
-            assert edge.counters.alerts[("out_of_stock", "raised")] == 0
+            assert again.counters.alerts[("out_of_stock", "raised")] == 0
     finally:
         publisher.close()
 
