@@ -122,7 +122,7 @@ def fast_options(**changes: Any) -> DispatchOptions:
         "backoff_initial_s": 0.05,
         "backoff_maximum_s": 0.2,
         "backoff_factor": 2.0,
-        "timeout_s": 0.5,
+        "timeout_s": 2.0,  # long enough for a loaded CI machine; HANG tests wait it out
         "poll_interval_s": 0.05,
         "allow_private_targets": True,
         "rng": random.Random(7),

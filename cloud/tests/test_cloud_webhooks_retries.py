@@ -128,7 +128,9 @@ async def test_two_dispatchers_never_send_a_delivery_twice(
         for _ in range(20):
             order = await new_order(db)
             await transition_order(db, order.order_id, OrderState.APPROVED, Actor.system())
-        options = fast_options(batch_size=6, fanout_batch=7)
+        # A generous timeout: on a loaded machine a 0.5 s one expires, and a retry
+        # is an honest second attempt, not the double send this test looks for.
+        options = fast_options(batch_size=6, fanout_batch=7, timeout_s=30.0)
         async with (
             WebhookDispatcher(migrated_database_url, options) as one,
             WebhookDispatcher(migrated_database_url, options) as two,
