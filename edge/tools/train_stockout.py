@@ -37,7 +37,7 @@ from shelflink.edge.evaluation_metrics import (
     threshold_for_max_f1,
 )
 from shelflink.edge.replay import ReplayedRows, ReplayOptions, concatenate, replay_dataset
-from shelflink.edge.stockout_model import CARD_FORMAT, StockoutModel
+from shelflink.edge.stockout_model import CARD_FORMAT, StockoutModel, feature_code_digest
 from shelflink.sim import write_dataset
 from shelflink.stream.lanes import FEATURE_NAMES
 
@@ -114,16 +114,6 @@ def dataset(work: Path, spec: DatasetSpec) -> Path:
         spec.stores, spec.days, spec.seed, path, profile_mix=spec.mix, fault_rate=spec.fault_rate
     )
     return path
-
-
-def feature_code_digest() -> str:
-    """A digest of the feature code: cached rows are reused only while it is unchanged."""
-    import shelflink.stream
-
-    digest = hashlib.sha256()
-    for source in sorted(Path(shelflink.stream.__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def save_rows(path: Path, rows: ReplayedRows) -> None:

@@ -12,6 +12,7 @@ model whose card does not match the running feature code is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -22,6 +23,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
+import shelflink.stream
 from shelflink.stream.lanes import FEATURE_NAMES
 
 # Where LiteRT's interpreter lives, newest first: older gateway images ship the
@@ -59,6 +61,20 @@ class _Interpreter(Protocol):
     def set_tensor(self, tensor_index: int, value: npt.NDArray[Any]) -> None: ...
     def get_tensor(self, tensor_index: int) -> npt.NDArray[Any]: ...
     def invoke(self) -> None: ...
+
+
+@functools.cache
+def feature_code_digest() -> str:
+    """A digest of the feature code (every module of ``shelflink.stream``).
+
+    The model card records it at training; the gateway's saved edge state
+    carries it too. Names and order of features are checked at load, formulas
+    cannot be: this is what tells that the code behind them changed.
+    """
+    digest = hashlib.sha256()
+    for source in sorted(Path(shelflink.stream.__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def default_model_path() -> Path:

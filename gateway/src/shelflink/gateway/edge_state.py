@@ -16,7 +16,6 @@ folder: it is never accepted from elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -24,22 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import shelflink.stream
 from shelflink.edge.cold_chain import ColdChainMonitor
 from shelflink.edge.lane_alerts import LaneAlerts
+from shelflink.edge.stockout_model import feature_code_digest
 from shelflink.stream.lanes import LaneFeatureState, LaneSpec
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-
-
-def stream_code_digest() -> str:
-    """Changes whenever the feature code does: old state may not fit new code."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(shelflink.stream.__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass(slots=True)
@@ -52,7 +43,7 @@ class EdgeState:
 
 
 def dump(state: EdgeState, lanes: tuple[LaneSpec, ...]) -> bytes:
-    header = {"format": FORMAT, "lanes": lanes, "code": stream_code_digest()}
+    header = {"format": FORMAT, "lanes": lanes, "code": feature_code_digest()}
     return pickle.dumps((header, state), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -89,7 +80,7 @@ def _check(raw: bytes, lanes: tuple[LaneSpec, ...]) -> EdgeState | str:
         return f"unreadable: {exc.__class__.__name__}"
     if not isinstance(header, dict) or not isinstance(state, EdgeState):
         return "not an edge state"
-    checks: dict[str, Any] = {"format": FORMAT, "lanes": lanes, "code": stream_code_digest()}
+    checks: dict[str, Any] = {"format": FORMAT, "lanes": lanes, "code": feature_code_digest()}
     for key, expected in checks.items():
         if header.get(key) != expected:
             return {
