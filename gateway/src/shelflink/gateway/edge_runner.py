@@ -117,6 +117,7 @@ class EdgeRunner:
         self.notices_total = 0  # ever appended to recent: lets a console show only new ones
         self.cold_chain_days: deque[ColdChainDay] = deque(maxlen=RECENT)
         self._outbox: list[Record] = []
+        self._appending = 0  # taken from the outbox, not yet committed by the buffer
         self._wake = asyncio.Event()
         self._watermark_ms: int | None = None
         self._state_blob: bytes | None = None  # a snapshot waiting to be written
@@ -385,16 +386,19 @@ class EdgeRunner:
         records, self._outbox = self._outbox, []
         if not records:
             return
+        self._appending += len(records)
         try:
             await buffer.append(records)
         except Exception:
             # Events are never refused by the full policy; this is the hard
             # ceiling or a broken disk, which the buffer alarm already reports.
             logger.exception("could not buffer %d edge events", len(records))
+        finally:
+            self._appending -= len(records)
 
     def pending_events(self) -> int:
-        """Events concluded and not yet handed to the buffer."""
-        return len(self._outbox)
+        """Events concluded and not yet committed by the buffer (queued or being written)."""
+        return len(self._outbox) + self._appending
 
     def status(self) -> dict[str, Any]:
         info = self.model.info if self.model is not None else None
