@@ -16,8 +16,8 @@ from cloud.tests.test_cloud_api_harness import (
     water_order,
 )
 from shelflink.cloud.database import Connection
-from shelflink.cloud.master_data import upsert_dealer
-from shelflink.cloud.master_data_models import DealerChanges
+from shelflink.cloud.master_data import dealer_stock, set_dealer_stock, upsert_dealer
+from shelflink.cloud.master_data_models import DealerChanges, StockLevel
 from shelflink.cloud.orders import (
     InvalidOrder,
     OrderNotFound,
@@ -163,6 +163,38 @@ async def test_delivery_books_the_lines_into_the_backroom(db: Connection) -> Non
     ]
     # The scanner's table stays the devices' own.
     assert await count(db, "SELECT count(*) FROM goods_receipts") == 0
+
+
+async def test_shipping_takes_the_lines_out_of_the_reported_warehouse_stock(
+    db: Connection,
+) -> None:
+    await build_world(db)
+    await set_dealer_stock(db, "north", [StockLevel(gtin=GTIN_WATER, units=30)])
+    first = await new_order(db, cases=2)  # 24 units
+    second = await new_order(db, cases=1)  # 12 units: more than what is left
+    for step in ("approved", "picking"):
+        await transition_order(db, first.order_id, OrderState(step), OPERATOR)
+    # Picking is still in the warehouse: the planner counts it as promised instead.
+    assert await dealer_stock(db, "north") == [StockLevel(gtin=GTIN_WATER, units=30)]
+    await transition_order(db, first.order_id, OrderState.SHIPPED, OPERATOR)
+    assert await dealer_stock(db, "north") == [StockLevel(gtin=GTIN_WATER, units=6)]
+    for step in ("approved", "picking", "shipped"):
+        await transition_order(db, second.order_id, OrderState(step), OPERATOR)
+    # Shipped from stock not reported yet: never below zero.
+    assert await dealer_stock(db, "north") == [StockLevel(gtin=GTIN_WATER, units=0)]
+    # A SKU the dealer does not report stays unreported (not limited), and
+    # another dealer's stock is not touched.
+    await set_dealer_stock(db, "south", [StockLevel(gtin=GTIN_WATER, units=50)])
+    milk = await create_order(
+        db,
+        NewOrder(store_id="s0001", lines=[NewOrderLine(gtin=GTIN_MILK, quantity=6)],
+                 reason="below_reorder_point"),
+        Actor.system(),
+    )  # fmt: skip
+    for step in ("approved", "picking", "shipped"):
+        await transition_order(db, milk.order_id, OrderState(step), OPERATOR)
+    assert await dealer_stock(db, "north") == [StockLevel(gtin=GTIN_WATER, units=0)]
+    assert await dealer_stock(db, "south") == [StockLevel(gtin=GTIN_WATER, units=50)]
 
 
 async def test_a_delivery_is_booked_at_the_time_it_arrived(db: Connection) -> None:

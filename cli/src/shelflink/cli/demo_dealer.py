@@ -10,10 +10,10 @@ a dealer who takes hours, not milliseconds. Every move is
 API key), so the audit trail and the webhook outbox are the real ones; the
 version read is the one expected, so an order a person moves through the API
 at the same moment is left to that person. Shipping takes the goods out of
-the dealer's reported warehouse stock in the same transaction. Delivery
-books the order into the store's backroom in the cloud (the workflow does
-that) and hands the units to the simulated store, whose next staff round puts
-them on the lanes.
+the dealer's reported warehouse stock and delivery books them into the
+store's backroom in the cloud (the workflow does both); delivery also hands
+the units to the simulated store, whose next staff round puts them on the
+lanes.
 
 It also reports every change it sees (new orders from the planner, moves a
 person made through the API) as an :class:`OrderMove` for the demo's view.
@@ -31,9 +31,7 @@ from typing import Protocol
 
 import psycopg
 
-from shelflink.cloud.database import Connection, connect, transaction
-from shelflink.cloud.master_data import dealer_stock, set_dealer_stock
-from shelflink.cloud.master_data_models import StockLevel
+from shelflink.cloud.database import Connection, connect
 from shelflink.cloud.orders import (
     OrderNotFound,
     StaleOrder,
@@ -219,22 +217,19 @@ class DemoDealer:
     ) -> OrderMove | None:
         actor = self.actors.get(order.dealer_id) or Actor(kind="dealer", dealer_id=order.dealer_id)
         try:
-            async with transaction(conn):
-                moved = await transition_order(
-                    conn,
-                    order.order_id,
-                    target,
-                    actor,
-                    note=DEMO_DEALER,
-                    expected_version=order.version,
-                    dealer_id=order.dealer_id,
-                    # Booked at the simulated arrival: the planner runs on that clock.
-                    received_at=datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-                    if target is OrderState.DELIVERED
-                    else None,
-                )
-                if target is OrderState.SHIPPED:
-                    await _take_from_warehouse(conn, moved)
+            moved = await transition_order(
+                conn,
+                order.order_id,
+                target,
+                actor,
+                note=DEMO_DEALER,
+                expected_version=order.version,
+                dealer_id=order.dealer_id,
+                # Booked at the simulated arrival: the planner runs on that clock.
+                received_at=datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+                if target is OrderState.DELIVERED
+                else None,
+            )
         except (StaleOrder, IllegalTransition, OrderNotFound):
             # Someone moved it since we read it; the next look sees where it is.
             return None
@@ -256,18 +251,6 @@ class DemoDealer:
             return
         self.deliveries += 1
         self.units_delivered += sum(units.values())
-
-
-async def _take_from_warehouse(conn: Connection, order: Order) -> None:
-    """The shipped units leave the dealer's reported stock (SKUs it reports at all)."""
-    levels = {level.gtin: level.units for level in await dealer_stock(conn, order.dealer_id)}
-    left = [
-        StockLevel(gtin=line.gtin, units=max(0, levels[line.gtin] - line.quantity))
-        for line in order.lines
-        if line.gtin in levels
-    ]
-    if left:
-        await set_dealer_stock(conn, order.dealer_id, left)
 
 
 def _move_of(

@@ -142,8 +142,9 @@ async def transition_order(
     """Move an order to ``target`` if the workflow allows it from where it is.
 
     Raises :class:`OrderNotFound`, :class:`StaleOrder` (``expected_version`` given
-    and not current) or ``IllegalTransition``; nothing is written then. Delivery
-    books the lines into the store's backroom stock in the same transaction, at
+    and not current) or ``IllegalTransition``; nothing is written then. Shipping
+    takes the lines out of the dealer's warehouse stock, and delivery books them
+    into the store's backroom stock, each in the same transaction; delivery at
     ``received_at`` (when the goods arrived; default: now) — the planner orders
     receipts and restocks by that time, so a delivery recorded late must carry it.
     """
@@ -168,6 +169,8 @@ async def transition_order(
             (target, order_id),
         )
         await _audit(conn, order_id, current, target, actor, note)
+        if target == OrderState.SHIPPED:
+            await _take_from_warehouse(conn, order_id)
         if target == OrderState.DELIVERED:
             await _receive_into_backroom(conn, order_id, received_at)
         order = await get_order(conn, order_id)
@@ -214,6 +217,26 @@ async def _announce(
     await conn.execute(
         "INSERT INTO order_events (order_id, dealer_id, type, payload) VALUES (%s, %s, %s, %s)",
         (order.order_id, order.dealer_id, event_type, Jsonb(payload)),
+    )
+
+
+async def _take_from_warehouse(conn: Connection, order_id: int) -> None:
+    # Until shipped, the planner counts these units as promised (reported stock
+    # minus unshipped orders); once shipped they must leave the reported stock,
+    # or the planner would offer them again before the dealer's next stock report.
+    # Only SKUs the dealer reports at all: no row means "not limited", and
+    # shipping must not invent a limit. Never below zero: the dealer may have
+    # shipped from stock it had not reported yet.
+    await conn.execute(
+        """
+        UPDATE dealer_stock ds
+        SET units = greatest(ds.units - shipped.units, 0), updated_at = now()
+        FROM (SELECT o.dealer_id, l.gtin, sum(l.quantity) AS units
+              FROM orders o JOIN order_lines l USING (order_id)
+              WHERE o.order_id = %(order)s GROUP BY o.dealer_id, l.gtin) shipped
+        WHERE ds.dealer_id = shipped.dealer_id AND ds.gtin = shipped.gtin
+        """,
+        {"order": order_id},
     )
 
 
