@@ -34,7 +34,14 @@ from shelflink.cloud.webhooks_queue import (
     record_outcomes,
 )
 from shelflink.cloud.webhooks_signing import signature_header
-from shelflink.cloud.webhooks_targets import RefusedTarget, check_target
+from shelflink.cloud.webhooks_targets import (
+    IPNetwork,
+    RefusedTarget,
+    Resolver,
+    TargetPolicy,
+    system_resolver,
+)
+from shelflink.cloud.webhooks_transport import PinnedTransport
 from shelflink.device.backoff import Backoff
 
 logger = logging.getLogger(__name__)
@@ -61,8 +68,13 @@ class DispatchOptions:
     fanout_batch: int = 500
     # How long the loop sleeps when nothing was due.
     poll_interval_s: float = 1.0
-    # Private, loopback and link-local targets are refused unless this is set.
+    # Private, loopback and link-local targets are refused unless this is set, or
+    # unless they are in one of the allowed networks (say, a private deployment's
+    # receivers, while the cloud metadata address stays refused).
     allow_private_targets: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    # Resolves receivers' host names; the connection goes to the addresses it answers.
+    resolver: Resolver = system_resolver
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -70,6 +82,9 @@ class DispatchOptions:
             raise ValueError("max_attempts, batch_size and fanout_batch must be positive")
         if self.timeout_s <= 0 or self.poll_interval_s <= 0:
             raise ValueError("timeout_s and poll_interval_s must be positive")
+
+    def target_policy(self) -> TargetPolicy:
+        return TargetPolicy(self.allow_private_targets, self.allowed_networks)
 
     def retry_delay_s(self, attempts_made: int) -> float:
         """Seconds before the retry that follows attempt number ``attempts_made``."""
@@ -104,6 +119,8 @@ class WebhookDispatcher:
         if self._client is not None:
             raise RuntimeError("this dispatcher is already open")
         self._client = httpx.AsyncClient(
+            # Connects to the addresses that passed the target check, and only those.
+            transport=PinnedTransport(self.options.target_policy(), self.options.resolver),
             timeout=self.options.timeout_s,
             follow_redirects=False,  # a redirect is the receiver's misconfiguration, not a hop
             headers={"User-Agent": f"Shelflink-Webhooks/{__version__}"},
@@ -180,7 +197,6 @@ class WebhookDispatcher:
         body = delivery.body()
         try:
             async with asyncio.timeout(self.options.timeout_s):
-                await check_target(delivery.url, allow_private=self.options.allow_private_targets)
                 timestamp = int(time.time())
                 headers = {
                     "Content-Type": "application/json",
@@ -190,6 +206,7 @@ class WebhookDispatcher:
                     SIGNATURE_HEADER: signature_header(delivery.secret, body, timestamp),
                 }
                 # Streamed and never read: a receiver's answer body is not ours to hold.
+                # A refused target raises RefusedTarget from inside, when connecting.
                 async with client.stream("POST", delivery.url, content=body, headers=headers) as r:
                     status_code = r.status_code
         except TimeoutError:
