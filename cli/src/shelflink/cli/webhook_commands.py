@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 from typing import Any
@@ -23,6 +24,16 @@ def register(cloud_subparsers: Any) -> None:
         action="store_true",
         help="also deliver to loopback and private addresses (tests, a lab)",
     )
+    webhooks.add_argument(
+        "--allow-network",
+        dest="allowed_networks",
+        action="append",
+        type=ipaddress.ip_network,
+        default=[],
+        metavar="CIDR",
+        help="also deliver to this private network, e.g. 10.20.0.0/16 (repeatable); "
+        "every other private address stays refused",
+    )
     webhooks.set_defaults(handler=_webhooks)
 
 
@@ -32,7 +43,9 @@ def _webhooks(args: argparse.Namespace) -> int:
     from shelflink.cloud.webhooks_dispatcher import DispatchOptions, WebhookDispatcher
 
     options = DispatchOptions(
-        max_attempts=args.max_attempts, allow_private_targets=args.allow_private_targets
+        max_attempts=args.max_attempts,
+        allow_private_targets=args.allow_private_targets,
+        allowed_networks=tuple(args.allowed_networks),
     )
 
     async def main() -> None:
