@@ -12,6 +12,7 @@ chunked: ``advance(1440)`` equals 1440 calls of ``advance(1)``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,15 +23,20 @@ from shelflink.sim.backroom import Backroom, Delivery, arrival_ms, standing_orde
 from shelflink.sim.clock import MS_PER_DAY, SimClock, crosses_hour
 from shelflink.sim.config import SimConfig
 from shelflink.sim.day import DayDraws, draw_day
-from shelflink.sim.demand import Promotion, draw_promotions, expected_units_per_day
-from shelflink.sim.faults import FaultSchedule
+from shelflink.sim.demand import (
+    DemandParams,
+    Promotion,
+    draw_promotions,
+    expected_units_per_day,
+)
+from shelflink.sim.faults import FaultSchedule, price_below_minimum
 from shelflink.sim.ground_truth import LaneLedger, StockoutTracker
 from shelflink.sim.layout import StoreLayout
 from shelflink.sim.readout import Devices
 from shelflink.sim.seeds import Stream, store_rng
 from shelflink.sim.step import GoodsBatch, RestockBatch, StoreStep
 from shelflink.sim.stock import allocate, group_exclusive_cumsum, restock_gaps
-from shelflink.sim.till import TillQueue, ring_up
+from shelflink.sim.till import ReceiptBatch, SaleBatch, TillQueue, ring_up
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -39,6 +45,28 @@ Bool = npt.NDArray[np.bool_]
 
 def _bincount(index: I64, weights: I64, length: int) -> I64:
     return np.bincount(index, weights=weights, minlength=length).astype(np.int64)
+
+
+def opening_stock(layout: StoreLayout, seed: int, demand: DemandParams) -> tuple[I64, I64]:
+    """What the store holds when its simulation begins: units on each lane, and units
+    of each store SKU in the backroom (whole cases, a few days of expected demand)."""
+    n_skus = len(layout.skus)
+    opening = store_rng(seed, layout.store_index, Stream.SUPPLY, 0)
+    units = np.maximum(1, np.round(layout.capacity * opening.uniform(0.6, 1.0, layout.lanes)))
+    sku_demand = np.bincount(
+        layout.lane_sku, weights=expected_units_per_day(layout, demand), minlength=n_skus
+    )
+    case_pack = np.array([s.case_pack for s in layout.skus], dtype=np.int64)
+    cover = layout.profile.backroom_cover_days * opening.uniform(0.5, 1.0, n_skus)
+    backroom = np.ceil(sku_demand * cover / case_pack) * case_pack
+    return units.astype(np.int64), backroom.astype(np.int64)
+
+
+def opening_units(layout: StoreLayout, seed: int, demand: DemandParams) -> I64:
+    """Units of each store SKU in the opening stock, shelves and backroom together: the
+    store received them before the simulation began, as serial numbers ``[0, n)``."""
+    lanes, backroom = opening_stock(layout, seed, demand)
+    return _bincount(layout.lane_sku, lanes, len(layout.skus)) + backroom
 
 
 class StoreSim:
@@ -68,10 +96,8 @@ class StoreSim:
         self.faults.validate(layout)
         self.tick = 0  # the next tick to simulate
         n_skus = len(layout.skus)
-        idx = layout.store_index
-        opening = store_rng(seed, idx, Stream.SUPPLY, 0)
-        units = np.maximum(1, np.round(layout.capacity * opening.uniform(0.6, 1.0, layout.lanes)))
-        self.stock: I64 = units.astype(np.int64)
+        lane_units, backroom_units = opening_stock(layout, seed, self.config.demand)
+        self.stock: I64 = lane_units
         self.ledger = LaneLedger.opening(self.stock)
         self.lane_demand = expected_units_per_day(layout, self.config.demand)
         self.sku_demand: F64 = np.bincount(
@@ -79,9 +105,6 @@ class StoreSim:
         ).astype(np.float64)
         self.sku_capacity = _bincount(layout.lane_sku, layout.capacity, n_skus)
         self.case_pack = np.array([s.case_pack for s in layout.skus], dtype=np.int64)
-        cover = layout.profile.backroom_cover_days * opening.uniform(0.5, 1.0, n_skus)
-        backroom = np.ceil(self.sku_demand * cover / self.case_pack) * self.case_pack
-        backroom_units = backroom.astype(np.int64)
         self.backroom = Backroom(
             backroom_units, _bincount(layout.lane_sku, self.stock, n_skus) + backroom_units
         )
@@ -208,6 +231,23 @@ class StoreSim:
             order = crosses_hour(ts, tick_ms, profile.order_hour) & due_day
         return restock, order
 
+    def _misprice(self, sales: SaleBatch, receipts: ReceiptBatch) -> tuple[SaleBatch, ReceiptBatch]:
+        """What tills with a price fault charge instead; their receipts add up to it."""
+        wrong = self.faults.mispriced(self.layout, sales.till, sales.sku, sales.ts)
+        if not wrong.any():
+            return sales, receipts
+        below = np.array(
+            [price_below_minimum(s.min_resale_minor) for s in self.layout.skus], dtype=np.int64
+        )
+        price = np.where(wrong, below[sales.sku], sales.price_minor)
+        # ring_up numbers the receipts consecutively from the first one.
+        rank = sales.receipt - receipts.receipt[0]
+        total = np.bincount(rank, weights=price, minlength=len(receipts)).astype(np.int64)
+        return (
+            dataclasses.replace(sales, price_minor=price),
+            dataclasses.replace(receipts, total_minor=total),
+        )
+
     # -- one chunk within a day -------------------------------------------------
 
     def _advance_within_day(self, draws: DayDraws, count: int) -> StoreStep:
@@ -280,6 +320,7 @@ class StoreSim:
             d.customer_till,
             self.next_receipt,
         )
+        new_sales, new_receipts = self._misprice(new_sales, new_receipts)
         self.next_receipt += len(new_receipts)
         self.till.push(new_sales, new_receipts)
         sales, receipts = self.till.pop_due(int(ts[-1]))
