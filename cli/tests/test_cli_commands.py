@@ -16,6 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shelflink.cli.demo_seed import staged_diversion
+from shelflink.cli.store_configs import sim_layouts
+from shelflink.sim import StoreProfile
+
 SHELFLINK = [sys.executable, "-m", "shelflink.cli.main"]
 
 
@@ -51,11 +55,21 @@ def reachable_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _open_throughout(profile: StoreProfile, start_ms: int, end_ms: int) -> bool:
+    """Whether a store of ``profile`` is open for the whole simulated span (UTC)."""
+    day_ms = 86_400_000
+    day = start_ms - start_ms % day_ms
+    opens, closes = (round(hour * 3_600_000) for hour in (profile.open_hour, profile.close_hour))
+    return opens <= start_ms - day and end_ms - day < closes
+
+
 @pytest.mark.slow
 def test_demo_runs_headless_on_embedded_defaults(reachable_dir: Path) -> None:
     # No broker and no database configured: the zero-install path a newcomer takes.
+    # At 600x the 6 wall seconds are a simulated hour: at the default 120x (12
+    # minutes) the staged SKU goes unsold in about half the runs.
     lines = shelflink(
-        "demo", "--headless", "--stores", "2", "--duration", "6",
+        "demo", "--headless", "--stores", "2", "--duration", "6", "--speed", "600",
         "--state-dir", str(reachable_dir), timeout=240,
     )  # fmt: skip
     final = json.loads(lines[-1])
@@ -85,6 +99,31 @@ def test_demo_runs_headless_on_embedded_defaults(reachable_dir: Path) -> None:
     new_orders = [line for line in lines if line.startswith("order ") and " new, " in line]
     assert len(new_orders) == sum(final["orders"].values())
     assert {line.split()[2] for line in new_orders} <= {"s0001", "s0002"}
+    # Channel control: the seeding recorded the opening stock of the convenience
+    # store's fastest seller as shipped to the other dealer, and the store's tills
+    # sell it below the minimum resale price from the start (docs/orders.md).
+    staged = staged_diversion(sim_layouts(2, 1))
+    assert staged is not None
+    assert (staged.store_id, staged.sold_by, staged.shipped_to) == (
+        "s0002", "south-wholesale", "north-drinks"
+    )  # fmt: skip
+    assert any(line.startswith(f"staged diversion s0002 {staged.gtin}: ") for line in lines)
+    assert any(line.startswith(f"staged price s0002 {staged.gtin}: ") for line in lines)
+    alerts = [line for line in lines if line.startswith("alert ")]
+    assert sorted(final["alerts"]) == ["diversion", "price"]
+    assert len(alerts) == sum(final["alerts"].values())
+    for line in alerts:
+        kind, store, _, _, gtin, _, serial = line.split()[1:8]
+        assert (store, gtin, serial[:4]) == ("s0002", staged.gtin, "0002"), line
+        if kind == "diversion":
+            assert line.endswith(": shipped to north-drinks, sold by south-wholesale"), line
+        else:
+            assert kind == "price" and ": sold by south-wholesale at " in line, line
+    # Its customers come only while it is open, and simulated time follows the wall
+    # clock: outside its hours the hour of the run has no sales to judge.
+    layout = sim_layouts(2, 1)[1]
+    if _open_throughout(layout.profile, manifest["sim_start_ms"], manifest["sim_end_ms"]):
+        assert final["alerts"]["diversion"] >= 1 and final["alerts"]["price"] >= 1, final
 
 
 def _line_starting(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:

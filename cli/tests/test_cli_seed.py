@@ -43,6 +43,8 @@ SNAPSHOT = {
     "gateways": "SELECT gateway_id, store_id FROM gateways ORDER BY 1",
     "sales": "SELECT store_id, device, seq, ts, gtin, qty FROM sales ORDER BY 2, 4, 3",
     "keys": "SELECT key_id, dealer_id, label FROM api_keys WHERE revoked_at IS NULL ORDER BY 1",
+    "serial_shipments": "SELECT gtin, dealer_id, shipment_ref, shipped_at, count(*),"
+    " min(serial), max(serial) FROM serial_shipments GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
 }
 
 
@@ -77,6 +79,7 @@ def test_seeding_twice_changes_nothing(database: str, capsys: pytest.CaptureFixt
     assert all(key.startswith("slk_") for key in first["api_keys"].values())
     before = snapshot(database)
     assert len(before["keys"]) == 3 and len(before["gateways"]) == 3
+    assert len({row[2] for row in before["serial_shipments"]}) == 3  # each store's opening stock
 
     code, second = seed(capsys, *args)
     assert code == 0, second

@@ -1,23 +1,32 @@
 """The demo dealer on a real database and real simulated stores: it works orders through
-the workflow on the simulated clock, as its own dealer, and delivers into the store."""
+the workflow on the simulated clock, as its own dealer, and delivers into the store; the
+serials the seeding records as shipped are the ones the simulated stores sell."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from shelflink.cli.demo_channel import DemoChannel, latest_alert_id, stage_price_fault
 from shelflink.cli.demo_dealer import DEMO_DEALER, DealerPace, DemoDealer, latest_order_id
-from shelflink.cli.demo_seed import DemoKeys, issue_demo_keys, seed_demo
+from shelflink.cli.demo_seed import (
+    DemoKeys,
+    issue_demo_keys,
+    seed_demo,
+    seed_serial_shipments,
+    staged_diversion,
+)
 from shelflink.cloud.database import Connection, connect
-from shelflink.cloud.master_data import dealer_stock
+from shelflink.cloud.master_data import dealer_stock, shipped_serial
 from shelflink.cloud.orders import backroom_stock, create_order, order_history, transition_order
 from shelflink.cloud.orders_models import Actor, NewOrder, NewOrderLine, Order
 from shelflink.cloud.orders_workflow import OrderState
-from shelflink.sim import SimConfig
+from shelflink.sim import SimConfig, serial_code
 from shelflink.sim.run import LiveRun
 
 MINUTE = 60_000
@@ -164,3 +173,113 @@ async def test_the_dealer_leaves_others_orders_and_reports_their_moves(world: Wo
     assert [h.to_state for h in await order_history(world.conn, earlier.order_id)] == [
         OrderState.SUGGESTED
     ]
+
+
+async def test_the_opening_stock_is_shipped_to_each_stores_dealer_but_one_sku(
+    world: World,
+) -> None:
+    layouts = [sim.layout for sim in world.live.sims]
+    start = datetime.fromtimestamp(world.live.clock.start_ms / 1000, tz=UTC)
+    seeded = await seed_serial_shipments(
+        world.conn, layouts, seed=world.live.seed, shipped_at=start - timedelta(days=1),
+        demand=world.live.config.demand,
+    )  # fmt: skip
+    staged = seeded.diversion
+    assert staged is not None and staged == staged_diversion(layouts)
+    # What the simulated stores start with, serials [0, n) of each SKU, and nothing else.
+    opening = sum(int(sim.backroom.next_serial.sum()) for sim in world.live.sims)
+    assert seeded.serials == seeded.new == opening
+    cur = await world.conn.execute(
+        "SELECT left(serial, 4), gtin, dealer_id, shipment_ref, count(*), max(serial)"
+        " FROM serial_shipments GROUP BY 1, 2, 3, 4"
+    )
+    recorded = {(prefix, gtin): row for prefix, gtin, *row in await cur.fetchall()}
+    dealers = {"s0001": "north-drinks", "s0002": "south-wholesale"}
+    assert (staged.sold_by, staged.shipped_to) == (
+        dealers[staged.store_id], next(d for d in dealers.values() if d != staged.sold_by)
+    )  # fmt: skip
+    for sim in world.live.sims:
+        layout = sim.layout
+        for k, sku in enumerate(layout.skus):
+            n = int(sim.backroom.next_serial[k])
+            diverted = (layout.store_id, sku.gtin) == (staged.store_id, staged.gtin)
+            assert recorded[(f"{layout.store_index + 1:04d}", sku.gtin)] == [
+                staged.shipped_to if diverted else dealers[layout.store_id],
+                f"demo-opening-stock-{layout.store_id}", n, serial_code(layout.store_index, n - 1),
+            ]  # fmt: skip
+
+    # The staged store sells the diverted units first (first in, first out).
+    sim = world.live.sim(staged.store_id)
+    sales = sim.advance(sim.clock.ticks_per_day).sales
+    gtins = np.array([sku.gtin for sku in sim.layout.skus])[sales.sku]
+    first = serial_code(sim.layout.store_index, int(sales.serial[gtins == staged.gtin][0]))
+    shipped = await shipped_serial(world.conn, staged.gtin, first)
+    assert shipped is not None and shipped.dealer_id == staged.shipped_to
+
+    # Seeding again adds nothing and keeps the first shipments, whatever it says now.
+    cur = await world.conn.execute("SELECT * FROM serial_shipments ORDER BY gtin, serial")
+    before = await cur.fetchall()
+    again = await seed_serial_shipments(
+        world.conn, layouts, seed=world.live.seed, shipped_at=datetime.now(UTC)
+    )
+    assert (again.serials, again.new, again.diversion) == (seeded.serials, 0, staged)
+    cur = await world.conn.execute("SELECT * FROM serial_shipments ORDER BY gtin, serial")
+    assert await cur.fetchall() == before
+
+
+async def test_the_demo_reports_a_diverted_sale_below_the_minimum_price_once(
+    world: World,
+) -> None:
+    # The demo's channel control from a simulated sale to the alerts it shows: the
+    # store sells a diverted unit at a till with the staged price fault.
+    layouts = [sim.layout for sim in world.live.sims]
+    start = datetime.fromtimestamp(world.live.clock.start_ms / 1000, tz=UTC)
+    seeded = await seed_serial_shipments(
+        world.conn, layouts, seed=world.live.seed, shipped_at=start - timedelta(days=1)
+    )
+    staged = seeded.diversion
+    assert staged is not None
+    assert stage_price_fault(world.live, staged)
+    sim = world.live.sim(staged.store_id)
+    layout = sim.layout
+    sales = sim.advance(sim.clock.ticks_per_day).sales
+    gtins = [sku.gtin for sku in layout.skus]
+    staged_rows = [i for i in range(len(sales)) if gtins[int(sales.sku[i])] == staged.gtin]
+    other_rows = [i for i in range(len(sales)) if gtins[int(sales.sku[i])] != staged.gtin]
+    assert staged_rows and other_rows
+    min_resale = next(s.min_resale_minor for s in layout.skus if s.gtin == staged.gtin)
+    # The first unit sold is from the diverted opening stock, below the minimum.
+    assert int(sales.price_minor[staged_rows[0]]) < min_resale
+    rows = []
+    for seq, i in enumerate((staged_rows[0], other_rows[0]), start=1):
+        rows.append((
+            layout.store_id, layout.tills[int(sales.till[i])], seq,
+            datetime.fromtimestamp(int(sales.ts[i]) / 1000, tz=UTC), gtins[int(sales.sku[i])],
+            serial_code(layout.store_index, int(sales.serial[i])), int(sales.price_minor[i]),
+            f"{layout.store_id}-r{int(sales.receipt[i]):08d}",
+        ))  # fmt: skip
+    async with world.conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO sales (store_id, device, seq, ts, gtin, serial, qty, unit_price_minor,"
+            " currency, receipt_id) VALUES (%s, %s, %s, %s, %s, %s, 1, %s, 'EUR', %s)",
+            rows,
+        )
+    await world.conn.commit()
+
+    channel = DemoChannel(after_alert_id=await latest_alert_id(world.conn))
+    fresh = await channel.step(world.conn)
+    # One diversion (the cloud holds a copy per dealer; the demo shows it once) and one
+    # price alert, both for the staged sale; the ordinary sale raises nothing.
+    assert sorted(a.kind for a in fresh) == ["diversion", "price"]
+    assert channel.counts == {"diversion": 1, "price": 1}
+    for alert in fresh:
+        assert (alert.store_id, alert.gtin, alert.serial) == (
+            staged.store_id, staged.gtin, rows[0][5]
+        )  # fmt: skip
+        assert alert.sold_by == staged.sold_by
+    diversion = next(a for a in fresh if a.kind == "diversion")
+    assert diversion.shipped_to == staged.shipped_to
+    price = next(a for a in fresh if a.kind == "price")
+    assert price.min_resale_minor == min_resale and price.unit_price_minor < min_resale
+    # A second scan finds nothing new.
+    assert await channel.step(world.conn) == [] and channel.scans == 2

@@ -6,11 +6,12 @@ the devices and the view, and the cloud: an embedded PostgreSQL (or
 and sales history, an ingest worker to which every gateway's uplink sends its
 batches (in the demo one broker plays both the stores' and the cloud's), the
 replenishment planner on the simulated clock, the dealer API on a loopback
-port, and the demo dealers, who work the orders through the workflow and
-deliver into the simulated stores. The stores' own standing orders are off:
-what the cloud orders is all they get. Every component is a task of the same
-TaskGroup in :func:`run_demo`, so the demo grows by adding a task, not by a
-second entry point.
+port, the demo dealers, who work the orders through the workflow and deliver
+into the simulated stores, and channel control, which finds a staged diversion
+and a staged price violation in the sales. The stores' own standing orders are
+off: what the cloud orders is all they get. Every component is a task of the
+same TaskGroup in :func:`run_demo`, so the demo grows by adding a task, not by
+a second entry point.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import contextlib
 import json
 import sys
 from collections import deque
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from shelflink.cli.options import add_broker_options, add_store_options, default
 REFRESH_S = 0.5
 NOTICES_SHOWN = 12  # edge alerts under the table
 MOVES_SHOWN = 12  # order moves under the alerts
+CHANNEL_ALERTS_SHOWN = 8  # channel-control alerts under the orders
 # 120x: a wall minute is two simulated hours, so within a minute or two the
 # first orders appear and are delivered (DealerPace). Faster runs fall behind:
 # everything runs in this one process, and at 240x three stores (one of them a
@@ -61,7 +64,8 @@ def register(commands: Any) -> None:
     demo.add_argument(
         "--no-faults",
         action="store_true",
-        help="do not stage the cold-chain faults (a door left ajar, a failing compressor)",
+        help="do not stage the simulator's faults (a fridge door left ajar, a failing "
+        "compressor, tills selling one SKU below its minimum resale price)",
     )
     demo.add_argument("--state-dir", type=Path, default=None)
     demo.set_defaults(handler=_demo)
@@ -151,6 +155,13 @@ def _new_moves(dealer: Any, seen: list[int]) -> list[Any]:
     return list(dealer.recent)[len(dealer.recent) - new :] if new else []
 
 
+def _new_alerts(channel: Any, seen: list[int]) -> list[Any]:
+    """Channel-control alerts not shown before, oldest first (as :func:`_new_moves`)."""
+    new = min(channel.alerts_total - seen[0], len(channel.recent))
+    seen[0] = channel.alerts_total
+    return list(channel.recent)[len(channel.recent) - new :] if new else []
+
+
 def _orders_view(dealer: Any, planner: Any, api_url: str, moves: list[Any]) -> Any:
     from shelflink.cli.live_view import OrdersView
 
@@ -173,17 +184,28 @@ async def _show(
     dealer: Any,
     planner: Any,
     api_url: str,
+    channel: Any,
 ) -> None:
-    from shelflink.cli.live_view import notice_line, order_line, render, summary_line
+    from shelflink.cli.live_view import (
+        ChannelView,
+        alert_line,
+        notice_line,
+        order_line,
+        render,
+        summary_line,
+    )
 
     seen: dict[str, int] = {}
     seen_moves = [0]
+    seen_alerts = [0]
     if headless:
         while True:
             for notice in _new_notices(gateways, seen):
                 print(notice_line(notice), flush=True)
             for move in _new_moves(dealer, seen_moves):
                 print(order_line(move), flush=True)
+            for alert in _new_alerts(channel, seen_alerts):
+                print(alert_line(alert), flush=True)
             print(summary_line(live.snapshot(), _gateway_views(gateways)), flush=True)
             if done.is_set():
                 return  # after one last round, so that nothing seen goes unprinted
@@ -193,12 +215,16 @@ async def _show(
 
     shown: deque[Any] = deque(maxlen=NOTICES_SHOWN)
     moves: deque[Any] = deque(maxlen=MOVES_SHOWN)
+    alerts: deque[Any] = deque(maxlen=CHANNEL_ALERTS_SHOWN)
 
     def frame() -> Any:
         shown.extend(_new_notices(gateways, seen))
         moves.extend(_new_moves(dealer, seen_moves))
+        alerts.extend(_new_alerts(channel, seen_alerts))
         orders = _orders_view(dealer, planner, api_url, list(moves))
-        return render(live.snapshot(), broker_url, _gateway_views(gateways), list(shown), orders)
+        found = ChannelView(dict(channel.counts), channel.scans, list(alerts))
+        views = _gateway_views(gateways)
+        return render(live.snapshot(), broker_url, views, list(shown), orders, found)
 
     with Live(frame(), refresh_per_second=4) as screen:
         while not done.is_set():
@@ -213,6 +239,28 @@ def _print_api(api_url: str, keys: Any) -> None:
     print(f"dealer API {api_url}/docs (send a key as Authorization: Bearer <key>)", flush=True)
     for holder, key in keys.as_dict().items():
         print(f"api key {holder}: {key}", flush=True)
+
+
+def _print_staged(diversion: Any, price_faults: list[Any]) -> None:
+    """What channel control is about to find, so that a person knows what to look for."""
+    if diversion is None:
+        return
+    print(
+        f"staged diversion {diversion.store_id} {diversion.gtin}: opening stock shipped "
+        f"to {diversion.shipped_to}, in a store of {diversion.sold_by}",
+        flush=True,
+    )
+    if price_faults:
+        fault = price_faults[0]
+        start, end = (
+            datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a %H:%M")
+            for ms in (fault.start_ms, fault.end_ms)
+        )
+        print(
+            f"staged price {diversion.store_id} {diversion.gtin}: its tills sell it below "
+            f"the minimum resale price from {start} to {end} UTC",
+            flush=True,
+        )
 
 
 # Staged so that a person watching sees the cold chain work: simulated minutes
@@ -245,8 +293,10 @@ def stage_cold_chain_faults(live: Any) -> list[Any]:
 async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
     from shelflink.broker import EmbeddedBroker
     from shelflink.cli.demo_api import dealer_api
+    from shelflink.cli.demo_channel import DemoChannel, stage_price_fault
     from shelflink.cli.demo_dealer import DemoDealer
     from shelflink.cli.demo_planner import DemoPlanner
+    from shelflink.cli.demo_seed import staged_diversion
     from shelflink.cli.store_configs import gateway_config
     from shelflink.cloud.ingest import IngestOptions, IngestWorker
     from shelflink.cloud.settings import load_settings
@@ -271,17 +321,23 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
             # The cloud's orders are the stores' only supply: the loop is closed.
             config=SimConfig(auto_replenish=False),
         )
+        diversion = staged_diversion([sim.layout for sim in live.sims])
+        price_faults: list[Any] = []
         if not args.no_faults:
             stage_cold_chain_faults(live)
+            if diversion is not None:
+                price_faults = stage_price_fault(live, diversion)
         configs = [
             gateway_config(sim.layout, broker_url, state_dir / "gateways", uplink_url=broker_url)
             for sim in live.sims
         ]
         gateways = [Gateway(config) for config in configs]
         settings = load_settings(data_dir=state_dir / "cloud")
-        database_url, keys, after_order_id = await _prepare_cloud(stack, settings, live, configs)
+        cloud = await _prepare_cloud(stack, settings, live, configs)
+        database_url, keys = cloud.database_url, cloud.keys
         api_url = await stack.enter_async_context(dealer_api(database_url, port=args.api_port))
         _print_api(api_url, keys)
+        _print_staged(diversion, price_faults)
 
         def sim_now_ms() -> int:
             return int(live.sims[0].now_ms)
@@ -291,8 +347,9 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
             [sim.layout.store_id for sim in live.sims],
             sim_now_ms,
             actors=_dealer_actors(keys),
-            after_order_id=after_order_id,
+            after_order_id=cloud.after_order_id,
         )
+        channel = DemoChannel(after_alert_id=cloud.after_alert_id)
         shelves = [shelf.device_id for sim in live.sims for shelf in sim.layout.shelves]
         planner = DemoPlanner(database_url, sim_now_ms, args.speed, shelf_devices=shelves)
         # The embedded broker speaks MQTT 3.1.1 only: one worker, plain subscription.
@@ -324,12 +381,16 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                 tasks.create_task(dealer.run(database_url)),
             ]
             tasks.create_task(simulate())
+            # Channel control scans until the drain below is over, then once more.
+            last_scan = asyncio.Event()
+            scanning = tasks.create_task(channel.run(database_url, last_scan))
             # The view outlives the devices by the drain below, so that orders moved
             # meanwhile are shown too, up to the final counts.
             closing = asyncio.Event()
             tasks.create_task(
-                _show(live, broker_url, headless, closing, gateways, dealer, planner, api_url)
-            )
+                _show(live, broker_url, headless, closing, gateways, dealer, planner, api_url,
+                      channel)
+            )  # fmt: skip
             await done.wait()
             # The devices stopped: give the uplinks a moment to deliver the rest.
             with contextlib.suppress(TimeoutError):
@@ -339,7 +400,11 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                               for g in gateways):  # fmt: skip
                         await asyncio.sleep(0.2)
             views = _gateway_views(gateways)
+            last_scan.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(scanning), timeout=15)
             closing.set()
+            scanning.cancel()
             for task in background:
                 task.cancel()
         snapshot = live.snapshot()
@@ -360,6 +425,7 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
                     "orders": dealer.counts,
                     "deliveries": dealer.deliveries,
                     "units_delivered": dealer.units_delivered,
+                    "alerts": dict(channel.counts),
                     "api_docs": f"{api_url}/docs",
                     "manifest": str(state_dir / "manifest.json"),
                 }
@@ -367,17 +433,30 @@ async def run_demo(args: argparse.Namespace, *, headless: bool) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Cloud:
+    """The migrated, seeded cloud: where it is, the fresh API keys, and the newest
+    order and alert ids so far (those of earlier runs on the database are not this run's)."""
+
+    database_url: str
+    keys: Any
+    after_order_id: int
+    after_alert_id: int
+
+
 async def _prepare_cloud(
     stack: contextlib.AsyncExitStack, settings: Any, live: Any, configs: list[Any]
-) -> tuple[str, Any, int]:
-    """Migrate and seed the cloud for the live run's stores.
-
-    Returns the database URL, the fresh API keys and the newest order id so far
-    (orders of earlier demo runs on the same database are not this run's).
-    """
+) -> _Cloud:
+    """Migrate and seed the cloud for the live run's stores."""
+    from shelflink.cli.demo_channel import latest_alert_id
     from shelflink.cli.demo_dealer import latest_order_id
     from shelflink.cli.demo_history import import_sales_history
-    from shelflink.cli.demo_seed import issue_demo_keys, seed_demo
+    from shelflink.cli.demo_seed import (
+        LEAD_TIME_DAYS,
+        issue_demo_keys,
+        seed_demo,
+        seed_serial_shipments,
+    )
     from shelflink.cloud.database import connect, open_database
     from shelflink.cloud.migrations import migrate
     from shelflink.cloud.writer import register_gateway
@@ -391,12 +470,15 @@ async def _prepare_cloud(
         await seed_demo(conn, layouts, currency=live.config.currency)
         # The history ends where the simulated clock starts; the live run adds the rest.
         start = datetime.fromtimestamp(live.clock.start_ms / 1000, tz=UTC)
+        await seed_serial_shipments(
+            conn, layouts, seed=live.seed, demand=live.config.demand,
+            shipped_at=start - timedelta(days=LEAD_TIME_DAYS),
+        )  # fmt: skip
         await import_sales_history(
             conn, layouts, seed=live.seed, until=start, currency=live.config.currency
         )
         keys = await issue_demo_keys(conn, replace=True)
-        after_order_id = await latest_order_id(conn)
-    return database_url, keys, after_order_id
+        return _Cloud(database_url, keys, await latest_order_id(conn), await latest_alert_id(conn))
 
 
 def _dealer_actors(keys: Any) -> dict[str, Any]:

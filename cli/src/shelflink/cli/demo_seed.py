@@ -1,12 +1,14 @@
 """Master data for simulated stores: the brand, its dealers, stores, SKUs, planograms,
-warehouse stock and API keys, all derived from the simulator's store layouts.
+warehouse stock, the serials shipped to each dealer and API keys, all derived from
+the simulator's store layouts.
 
 The demo and ``shelflink cloud seed --demo`` use it so that the planner, the
-dealer API and the demo dealer see the same stores the simulator runs. Seeding
-is idempotent: every row is an upsert of values that depend only on the
-layouts, so a second run writes what is already there. API keys are the one
-exception, because a key's secret is shown once and never stored: see
-:func:`issue_demo_keys`.
+dealer API, channel control and the demo dealer see the same stores the
+simulator runs. Seeding is idempotent: every row is an upsert of values that
+depend only on the layouts (and the seed, for the serials), so a second run
+writes what is already there; a serial keeps the first shipment recorded for
+it. API keys are the one exception, because a key's secret is shown once and
+never stored: see :func:`issue_demo_keys`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ import numpy as np
 from shelflink.cloud.api_keys import IssuedKey, issue_key, list_keys, revoke_key
 from shelflink.cloud.database import Connection, transaction
 from shelflink.cloud.master_data import (
+    record_serial_shipment,
     replace_planogram,
     set_brand,
     set_dealer_stock,
@@ -32,14 +36,17 @@ from shelflink.cloud.master_data_models import (
     Brand,
     DealerChanges,
     PlanogramLane,
+    SerialShipment,
     Sku,
     StockLevel,
     StoreUpsert,
 )
 from shelflink.cloud.writer import register_gateway
+from shelflink.sim.backroom import serial_code
 from shelflink.sim.catalog import Sku as SimSku
 from shelflink.sim.demand import DemandParams, expected_units_per_day
 from shelflink.sim.layout import StoreLayout
+from shelflink.sim.store import opening_units
 
 BRAND = Brand(name="Shelflink Demo Brand", currency="EUR")
 KEY_LABEL = "demo"
@@ -219,6 +226,98 @@ async def seed_demo(
         lanes=lanes,
         short_sku_by_dealer=short,
     )
+
+
+def opening_shipment_ref(store_id: str) -> str:
+    """The shipment a store's opening stock came in, as channel control's evidence names it."""
+    return f"demo-opening-stock-{store_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StagedDiversion:
+    """Units the brand shipped to one dealer that a store of the other dealer sells."""
+
+    store_id: str
+    gtin: str
+    sold_by: str  # the store's own dealer
+    shipped_to: str  # the dealer the brand shipped the units to
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "store_id": self.store_id,
+            "gtin": self.gtin,
+            "sold_by": self.sold_by,
+            "shipped_to": self.shipped_to,
+        }
+
+
+def staged_diversion(layouts: Sequence[StoreLayout]) -> StagedDiversion | None:
+    """The store and SKU of the demo's diversion: the fastest seller of any store (by
+    expected demand), then the lowest store index and GTIN, so that every seeding of
+    the same stores stages the same one and a demo sells it within its first hour."""
+    ranked = [
+        (-units, layout.store_index, gtin, layout)
+        for layout in layouts
+        for gtin, units in expected_units_by_sku(layout).items()
+    ]
+    if not ranked:
+        return None
+    _, _, gtin, layout = min(ranked, key=lambda r: r[:3])
+    dealer, _ = dealer_for(layout.store_index)
+    other = next(d for d in DEALERS if d.dealer_id != dealer.dealer_id)
+    return StagedDiversion(layout.store_id, gtin, dealer.dealer_id, other.dealer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSeed:
+    """What seeding the serial shipments covered (the same on every run) and added."""
+
+    serials: int  # the opening stock's serials of every store, recorded or already there
+    new: int  # rows this seeding added
+    diversion: StagedDiversion | None
+
+
+async def seed_serial_shipments(
+    conn: Connection,
+    layouts: Sequence[StoreLayout],
+    *,
+    seed: int,
+    shipped_at: datetime,
+    demand: DemandParams | None = None,
+) -> SerialSeed:
+    """Record each store's opening stock as shipped to the store's dealer, except the
+    :func:`staged_diversion`, which is recorded as shipped to the other dealer.
+
+    The opening stock is what the simulator's store (same ``seed`` and demand
+    parameters) holds when it starts: serials ``[0, n)`` of each SKU, which it
+    sells first. Deliveries during a run are not recorded: their serials are
+    not judged. One statement per store and SKU; a serial already recorded
+    keeps its first shipment, so seeding twice adds nothing.
+    """
+    diversion = staged_diversion(layouts)
+    staged = (diversion.store_id, diversion.gtin) if diversion is not None else None
+    serials = new = 0
+    async with transaction(conn):
+        for layout in layouts:
+            dealer, _ = dealer_for(layout.store_index)
+            units = opening_units(layout, seed, demand or DemandParams())
+            for k, sku in enumerate(layout.skus):
+                n = int(units[k])
+                if n == 0:
+                    continue
+                shipped_to = dealer.dealer_id
+                if diversion is not None and (layout.store_id, sku.gtin) == staged:
+                    shipped_to = diversion.shipped_to
+                shipment = SerialShipment(
+                    dealer_id=shipped_to,
+                    gtin=sku.gtin,
+                    serials=[serial_code(layout.store_index, i) for i in range(n)],
+                    shipment_ref=opening_shipment_ref(layout.store_id),
+                    shipped_at=shipped_at,
+                )
+                new += await record_serial_shipment(conn, shipment)
+                serials += n
+    return SerialSeed(serials=serials, new=new, diversion=diversion)
 
 
 @dataclass(frozen=True, slots=True)

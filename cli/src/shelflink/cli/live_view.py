@@ -1,9 +1,10 @@
 """The demo's terminal view: one row per store, redrawn from the run's snapshots, with
-the edge's latest alerts and the orders moving through the dealers' workflow.
+the edge's latest alerts, the orders moving through the dealers' workflow and the
+cloud's channel-control alerts.
 
 Rendering is a pure function of a snapshot, so the headless mode (tests, CI
-logs) prints the same facts as one line per refresh, and one line per alert
-and per order move.
+logs) prints the same facts as one line per refresh, and one line per alert,
+per order move and per channel-control alert.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.table import Table
 from shelflink.sim.live import LiveSnapshot
 
 if TYPE_CHECKING:
+    from shelflink.cli.demo_channel import ChannelAlert
     from shelflink.cli.demo_dealer import OrderMove
 
 
@@ -64,6 +66,15 @@ class OrdersView:
     moves: Sequence[OrderMove] = ()  # newest last
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    """Channel control in the cloud: this run's alerts by kind and the latest ones."""
+
+    counts: Mapping[str, int]  # a diverted sale counted once
+    scans: int
+    alerts: Sequence[ChannelAlert] = ()  # newest last
+
+
 Gateways = Mapping[str, GatewayView]
 # The workflow's order, for counts that read left to right.
 STATE_ORDER = ("suggested", "approved", "picking", "shipped", "delivered", "rejected", "cancelled")
@@ -86,6 +97,7 @@ def render(
     gateways: Gateways | None = None,
     notices: Sequence[NoticeView] = (),
     orders: OrdersView | None = None,
+    channel: ChannelView | None = None,
 ) -> Group:
     title = (
         f"Shelflink demo · broker {broker_url} · {snapshot.speed:g}× · "
@@ -123,9 +135,12 @@ def render(
         if gateways is not None:
             cells += _gateway_cells(gateway)
         table.add_row(*cells)
-    if orders is None:
-        return Group(table, _notices(notices))
-    return Group(table, _notices(notices), _orders(orders))
+    parts = [table, _notices(notices)]
+    if orders is not None:
+        parts.append(_orders(orders))
+    if channel is not None:
+        parts.append(_channel(channel))
+    return Group(*parts)
 
 
 def _notices(notices: Sequence[NoticeView]) -> Table:
@@ -241,4 +256,39 @@ def order_line(move: OrderMove) -> str:
     return (
         f"order {move.order_id} {move.store_id} {move.dealer_id} {_sim_time(move.sim_ms)} "
         f"{_change(move)} by {move.actor or '-'}: {_lines(move)}; reason: {move.reason}"
+    )
+
+
+def _money(minor: int | None, currency: str) -> str:
+    return "-" if minor is None else f"{minor / 100:.2f} {currency}"
+
+
+def _finding(alert: ChannelAlert) -> str:
+    sold_by = alert.sold_by or "no dealer"
+    if alert.kind == "diversion":
+        return f"shipped to {alert.shipped_to}, sold by {sold_by}"
+    price = _money(alert.unit_price_minor, alert.currency)
+    minimum = _money(alert.min_resale_minor, alert.currency)
+    return f"sold by {sold_by} at {price}, minimum {minimum}"
+
+
+def _channel(view: ChannelView) -> Table:
+    counts = " · ".join(f"{kind} {n}" for kind, n in view.counts.items())
+    title = f"channel control: {counts} · scans {view.scans} · GET /api/v1/alerts (newest last)"
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("sim time", "store", "alert", "gtin", "serial", "finding"):
+        table.add_column(column)
+    for alert in view.alerts:
+        table.add_row(
+            _sim_time(alert.sim_ms), alert.store_id, f"[yellow]{alert.kind}[/yellow]",
+            alert.gtin, alert.serial or "-", _finding(alert),
+        )  # fmt: skip
+    return table
+
+
+def alert_line(alert: ChannelAlert) -> str:
+    """A headless run prints each channel-control alert as the scan finds it, one line each."""
+    return (
+        f"alert {alert.kind} {alert.store_id} {_sim_time(alert.sim_ms)} {alert.gtin} "
+        f"serial {alert.serial or '-'}: {_finding(alert)}"
     )

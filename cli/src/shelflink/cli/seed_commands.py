@@ -1,5 +1,5 @@
-"""``shelflink cloud seed --demo``: master data, sales history and API keys for the
-simulated stores, in the configured database."""
+"""``shelflink cloud seed --demo``: master data, serial shipments, sales history and API
+keys for the simulated stores, in the configured database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -52,23 +52,36 @@ def seed_command(args: argparse.Namespace) -> int:
 
 async def _seed(stores: int, seed: int, history_days: int) -> dict[str, Any]:
     from shelflink.cli.demo_history import import_sales_history
-    from shelflink.cli.demo_seed import issue_demo_keys, seed_demo
+    from shelflink.cli.demo_seed import (
+        LEAD_TIME_DAYS,
+        issue_demo_keys,
+        seed_demo,
+        seed_serial_shipments,
+    )
     from shelflink.cli.store_configs import sim_layouts
     from shelflink.cloud.api.serve import check_schema
     from shelflink.cloud.database import connect, open_database
     from shelflink.cloud.settings import load_settings
 
     layouts = sim_layouts(stores, seed)
+    now = datetime.now(UTC)
     async with open_database(load_settings()) as url:
         await check_schema(url)
         async with await connect(url) as conn:
             seeded = await seed_demo(conn, layouts)
+            # The opening stock was shipped a lead time before the stores start selling.
+            serials = await seed_serial_shipments(
+                conn, layouts, seed=seed, shipped_at=now - timedelta(days=LEAD_TIME_DAYS)
+            )
             history = await import_sales_history(
-                conn, layouts, seed=seed, until=datetime.now(UTC), days=history_days
+                conn, layouts, seed=seed, until=now, days=history_days
             )
             keys = await issue_demo_keys(conn, replace=False)
     return {
         **seeded.as_dict(),
+        # What the seeding covers, not what it added: the same on every run.
+        "serials": serials.serials,
+        "diversion": serials.diversion.as_dict() if serials.diversion else None,
         "history_rows_new": history,
         # Shown once: a second seed issues none while these are valid.
         "api_keys": keys.as_dict(),
