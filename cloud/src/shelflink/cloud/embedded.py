@@ -4,7 +4,8 @@
 ``data_dir/pgdata`` on first use, starts the wheel's ``postgres`` on a free
 loopback port and yields; ``server.url`` names a ``shelflink`` database in it.
 Leaving the block stops the server (fast shutdown: clients are disconnected,
-everything committed is on disk).
+everything committed is on disk). On Linux the server also gets a fast shutdown
+when the process that started it dies, even by SIGKILL (see ``owner_death_hook``).
 
 We drive the wheel's binaries ourselves instead of its ``PostgresServer``: that
 class listens on a Unix socket only, keeps servers alive across processes
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import importlib.util
 import os
 import pwd
@@ -37,7 +40,10 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +59,11 @@ STOP_TIMEOUT_S = 60.0
 INITDB_TIMEOUT_S = 180.0
 PORT_ATTEMPTS = 5
 POLL_S = 0.05
+# Fast shutdown: committed work is on disk and the next start needs no recovery. Smart
+# shutdown (SIGTERM) would wait for any client still connected, say a psql left open;
+# immediate (SIGQUIT) would leave crash recovery to the next start.
+OWNER_DEATH_SIGNAL = signal.SIGINT
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -140,6 +151,47 @@ def _can_run(install: Path, user: ServerUser) -> bool:
     )
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def owner_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the server shut down when its owner dies, or None.
+
+    Linux sends the parent-death signal when the *thread* that forked the child
+    exits, not when the process does. The main thread lives exactly as long as the
+    interpreter, so we only ask for the signal there; a server started from another
+    thread (``asyncio.to_thread``, an event loop run in a worker thread) would be
+    stopped when that thread ends, which is rarely what its owner means, so it gets
+    no signal and a server it leaves behind is reported, as on other systems.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    # Resolved here, not in the child: loading a library after fork in a threaded
+    # process can deadlock on the loader's lock.
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    owner = os.getpid()
+
+    def die_with_owner() -> None:
+        # Popen runs this after it has switched to the server's user (setreuid comes
+        # first in the child), so the credential change does not clear the setting.
+        # A failure leaves the server running as before: cleanup is not worth a refusal.
+        prctl(PR_SET_PDEATHSIG, OWNER_DEATH_SIGNAL, 0, 0, 0)
+        if os.getppid() != owner:
+            os._exit(1)  # the owner died between fork and prctl: nobody would stop us
+
+    return die_with_owner
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -201,7 +253,7 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             await self._initdb(install)
         self._password = (self.data_dir / "superuser.password").read_text().strip()
-        self._refuse_running_server()
+        await self._refuse_running_server()
         try:
             await self._start_on_a_free_port(install)
             await self._create_database()
@@ -317,22 +369,32 @@ class EmbeddedPostgres:
                 f"initdb failed ({proc.returncode}): {output.decode(errors='replace')[-2000:]}"
             )
 
-    def _refuse_running_server(self) -> None:
-        # A server left behind by a killed process still holds the cluster.
-        # Stopping someone's server is not our call: say what runs where.
-        pid_file = self.pgdata / "postmaster.pid"
+    def _running_server(self) -> tuple[int, str, str] | None:
+        """The pid, port and status of a server running on our cluster, if any."""
         try:
-            lines = pid_file.read_text().splitlines()
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
             pid = int(lines[0])
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except (OSError, ValueError, IndexError):
-            return  # none, or a stale file, which PostgreSQL itself clears
-        if comm == "postgres":
-            port = lines[3] if len(lines) > 3 else "?"
-            raise EmbeddedPostgresError(
-                f"a PostgreSQL server (pid {pid}, port {port}) already runs on {self.pgdata}; "
-                f"stop it (kill -INT {pid}) or use another data folder"
-            )
+            return None  # none, or a stale file, which PostgreSQL itself clears
+        if comm != "postgres":
+            return None
+        port = lines[3] if len(lines) > 3 else "?"
+        return pid, port, lines[7].strip() if len(lines) > 7 else ""
+
+    async def _refuse_running_server(self) -> None:
+        # A server whose owner died shuts itself down (see owner_death_hook); one still
+        # stopping is waited for, so a demo killed and started again at once comes up.
+        # A server that runs on is someone's: stopping it is not our call, say where it is.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while (running := self._running_server()) is not None:
+            pid, port, status = running
+            if status != "stopping" or time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"a PostgreSQL server (pid {pid}, port {port}) already runs on "
+                    f"{self.pgdata}; stop it (kill -INT {pid}) or use another data folder"
+                )
+            await asyncio.sleep(POLL_S)
 
     # -- running -------------------------------------------------------------------------
 
@@ -345,6 +407,7 @@ class EmbeddedPostgres:
         # loop (the test session starts it in one asyncio.run and stops it in another),
         # and asyncio kills a child whose transport is collected. Its own session, so a
         # terminal's Ctrl-C reaches us first and we stop the server after our clients.
+        # Called on the event loop's thread, which is the main thread for asyncio.run.
         self._proc = subprocess.Popen(
             [
                 str(install / "bin" / "postgres"),
@@ -360,6 +423,7 @@ class EmbeddedPostgres:
             user=self.user.uid if self.user else None,
             group=self.user.gid if self.user else None,
             extra_groups=[] if self.user else None,
+            preexec_fn=owner_death_hook(),
         )  # fmt: skip
 
     def _log_tail(self) -> str:
