@@ -1,10 +1,12 @@
-"""Fair share of short warehouse stock: hand cases and properties over random partitions."""
+"""Fair share of short warehouse stock: hand cases, a case-by-case walk, and properties."""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +22,7 @@ def _allocate(
     sku: list[int] | None = None,
     priority: list[bool] | None = None,
     pack: list[int] | None = None,
+    minimum: list[int] | None = None,
     warehouse: list[int],
 ) -> IntArray:
     n = len(requested)
@@ -30,6 +33,7 @@ def _allocate(
         forecast_per_day=np.array(rate, dtype=np.float64),
         priority=np.array(priority or [False] * n, dtype=np.bool_),
         case_pack=np.array(pack or [6], dtype=np.int64),
+        min_order_cases=np.array(minimum or [1] * len(warehouse), dtype=np.int64),
         warehouse_units=np.array(warehouse, dtype=np.int64),
     )
 
@@ -65,6 +69,36 @@ def test_skus_are_allocated_independently() -> None:
     np.testing.assert_array_equal(allocated, [0, 1, 3, 3])
 
 
+def test_a_minimum_of_two_cases_goes_whole_to_the_store_with_least_cover() -> None:
+    # Minimum 2 cases, 3 cases in stock, each store asks for 2. Cover before
+    # each block: A 0, B 6, C 0. A's block comes first (the tie with C goes to
+    # the lower index); 1 case is left, too little for C's or B's block, so it
+    # stays in the warehouse rather than becoming a line no order may carry.
+    allocated = _allocate([2, 2, 2], [0, 6, 0], [1.0, 1.0, 2.0], minimum=[2], warehouse=[18])
+    np.testing.assert_array_equal(allocated, [2, 0, 0])
+
+
+def test_a_case_too_few_for_a_block_goes_to_a_store_already_served() -> None:
+    # Minimum 2 cases, 3 in stock. A asks 3 (cover 0, then 12 after its
+    # block), B asks 2 (cover 3). A's block, then B's block does not fit the
+    # 1 case left and is skipped; A's third case does, so nothing is stranded.
+    allocated = _allocate([3, 2], [0, 3], [1.0, 1.0], minimum=[2], warehouse=[18])
+    np.testing.assert_array_equal(allocated, [3, 0])
+
+
+def test_expedited_blocks_come_first() -> None:
+    # Minimum 2 of 3 cases; B is expedited, so its block goes before A's lower cover.
+    allocated = _allocate(
+        [2, 2], [0, 30], [1.0, 1.0], priority=[False, True], minimum=[2], warehouse=[18]
+    )
+    np.testing.assert_array_equal(allocated, [0, 2])
+
+
+def test_a_request_below_the_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="minimum order"):
+        _allocate([1, 2], [0, 0], [1.0, 1.0], minimum=[2], warehouse=[6])
+
+
 @dataclass(frozen=True)
 class Case:
     requested: IntArray
@@ -73,6 +107,7 @@ class Case:
     rate: np.typing.NDArray[np.float64]
     priority: np.typing.NDArray[np.bool_]
     pack: IntArray
+    minimum: IntArray
     warehouse: IntArray
 
 
@@ -81,9 +116,14 @@ def cases(draw: st.DrawFn) -> Case:
     skus = draw(st.integers(1, 4))
     pairs = draw(st.integers(1, 30))
     ints = st.integers
+    minimum = np.array(draw(st.lists(ints(0, 3), min_size=skus, max_size=skus)))
+    sku = np.array(draw(st.lists(ints(0, skus - 1), min_size=pairs, max_size=pairs)))
+    # As the policy asks: nothing, or the minimum (at least a case) and more.
+    extra = np.array(draw(st.lists(ints(-1, 5), min_size=pairs, max_size=pairs)))
+    requested = np.where(extra < 0, 0, np.maximum(minimum[sku], 1) + extra)
     return Case(
-        requested=np.array(draw(st.lists(ints(0, 6), min_size=pairs, max_size=pairs))),
-        sku=np.array(draw(st.lists(ints(0, skus - 1), min_size=pairs, max_size=pairs))),
+        requested=requested,
+        sku=sku,
         position=np.array(draw(st.lists(ints(0, 40), min_size=pairs, max_size=pairs))),
         # Integer-ish rates make ties between stores common, which is the point.
         rate=np.array(
@@ -91,6 +131,7 @@ def cases(draw: st.DrawFn) -> Case:
         ),
         priority=np.array(draw(st.lists(st.booleans(), min_size=pairs, max_size=pairs))),
         pack=np.array(draw(st.lists(ints(1, 12), min_size=skus, max_size=skus))),
+        minimum=minimum,
         warehouse=np.array(draw(st.lists(ints(0, 200), min_size=skus, max_size=skus))),
     )
 
@@ -103,33 +144,82 @@ def _run(case: Case) -> IntArray:
         forecast_per_day=case.rate,
         priority=case.priority,
         case_pack=case.pack,
+        min_order_cases=case.minimum,
         warehouse_units=case.warehouse,
     )
 
 
+def _key(case: Case, i: int, cases: int) -> tuple[bool, float, int]:
+    """Expedited first, then the pair's days of cover holding ``cases``, then its index."""
+    units = int(case.position[i]) + cases * int(case.pack[case.sku[i]])
+    return (not case.priority[i], units / float(case.rate[i]), i)
+
+
+def _walk(case: Case) -> list[int]:
+    """The rule as written: one increment at a time, skipping one that does not fit."""
+    allocated = [int(r) for r in case.requested]
+    for k in range(case.pack.shape[0]):
+        members = [i for i in range(len(allocated)) if case.sku[i] == k and allocated[i] > 0]
+        left = int(case.warehouse[k] // case.pack[k])
+        if sum(allocated[i] for i in members) <= left:
+            continue
+        block = max(int(case.minimum[k]), 1)
+        for i in members:
+            allocated[i] = 0
+        heap = [_key(case, i, 0) for i in members]
+        heapq.heapify(heap)
+        while heap and left > 0:
+            i = heapq.heappop(heap)[2]
+            size = block if allocated[i] == 0 else 1
+            if size > left:
+                continue  # skipped, and the store's further cases with it
+            allocated[i] += size
+            left -= size
+            if allocated[i] < case.requested[i]:
+                heapq.heappush(heap, _key(case, i, allocated[i]))
+    return allocated
+
+
 @settings(max_examples=150, deadline=None)
 @given(cases())
-def test_allocation_never_exceeds_stock_nor_need_and_uses_what_it_can(case: Case) -> None:
+def test_the_vectorised_allocation_is_the_case_by_case_walk(case: Case) -> None:
     allocated = _run(case)
-    assert np.all(allocated >= 0)
-    assert np.all(allocated <= case.requested)
-    skus = case.pack.shape[0]
-    given_cases = np.bincount(case.sku, weights=allocated, minlength=skus)
-    asked_cases = np.bincount(case.sku, weights=case.requested, minlength=skus)
-    available = case.warehouse // case.pack
-    assert np.all(given_cases * case.pack <= case.warehouse)
-    # Every whole case is shipped while someone still asks for one.
-    np.testing.assert_array_equal(given_cases, np.minimum(asked_cases, available))
+    assert allocated.tolist() == _walk(case)
     np.testing.assert_array_equal(allocated, _run(case))  # deterministic
 
 
 @settings(max_examples=150, deadline=None)
 @given(cases())
-def test_no_case_could_move_to_a_store_with_less_cover(case: Case) -> None:
+def test_allocation_is_orderable_within_stock_and_need_and_strands_nothing(case: Case) -> None:
+    allocated = _run(case)
+    block = np.maximum(case.minimum, 1)[case.sku]
+    assert np.all((allocated == 0) | (allocated >= block))
+    assert np.all(allocated <= case.requested)
+    skus = case.pack.shape[0]
+    given_cases = np.bincount(case.sku, weights=allocated, minlength=skus).astype(np.int64)
+    asked_cases = np.bincount(case.sku, weights=case.requested, minlength=skus).astype(np.int64)
+    available = case.warehouse // case.pack
+    assert np.all(given_cases <= available)
+    left = available - given_cases
+    # What a store still short could take next: its block, or one more case.
+    increment = np.where(allocated == 0, block, 1)
+    under_served = allocated < case.requested
+    assert np.all(left[case.sku[under_served]] < increment[under_served])
+    # With a minimum of one case, every whole case is shipped while someone asks.
+    single = case.minimum <= 1
+    np.testing.assert_array_equal(given_cases[single], np.minimum(asked_cases, available)[single])
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_no_increment_could_move_to_a_store_with_less_cover(case: Case) -> None:
     allocated = _run(case)
     pack = case.pack[case.sku]
+    block = np.maximum(case.minimum, 1)[case.sku]
     cover_after = (case.position + allocated * pack) / case.rate
-    cover_before_last = (case.position + (allocated - 1) * pack) / case.rate
+    # Cover before the last increment: the block's, or the last single case's.
+    last_from = np.where(allocated > block, allocated - 1, 0)
+    cover_before_last = (case.position + last_from * pack) / case.rate
     for i in range(len(allocated)):
         if allocated[i] == case.requested[i]:
             continue  # fully served
@@ -138,6 +228,9 @@ def test_no_case_could_move_to_a_store_with_less_cover(case: Case) -> None:
                 continue
             # An expedited store that is not fully served took precedence over all others.
             assert not (case.priority[i] and not case.priority[j])
-            if case.priority[i] == case.priority[j]:
-                # j's last case went to a cover no higher than i's cover without it.
-                assert cover_before_last[j] <= cover_after[i]
+            if case.priority[i] != case.priority[j]:
+                continue
+            if allocated[i] == 0 and allocated[j] > block[j]:
+                continue  # i's block did not fit; j's single case did
+            # j's last increment went to a cover no higher than i's cover without it.
+            assert cover_before_last[j] <= cover_after[i]

@@ -195,6 +195,8 @@ def test_quantities_are_whole_cases_never_negative_and_respect_the_rules(
     # ...and only fair share may ship less than asked.
     cut = result.quantity < result.requested
     np.testing.assert_array_equal(cut, result.reason == Reason.ALLOCATED_SHORT)
+    # Fair share never cuts a line below what an order may carry.
+    assert np.all((result.quantity == 0) | (result.quantity >= minimum))
     held = skus.cold_chain[pairs.sku] & pairs.fridge_alarm
     assert np.all(result.requested[held] == 0)
     assert np.all(result.reason[held] == Reason.HELD_COLD_CHAIN_ALARM)

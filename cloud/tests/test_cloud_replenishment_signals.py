@@ -117,7 +117,7 @@ async def test_a_dealers_stock_serves_only_its_own_stores(db: Connection) -> Non
     assert again["orders_created"] == 0
 
 
-async def test_a_line_cut_below_the_minimum_order_is_left_out(db: Connection) -> None:
+async def test_stock_below_the_minimum_order_is_not_allocated(db: Connection) -> None:
     # Chips ship in cases of 12, at least 24 a line; north has one case left.
     await build_world(db, warehouse={CHIPS: 12})
     await add_daily_sales(db, "n1", CHIPS, [5] * DAYS)
@@ -125,6 +125,8 @@ async def test_a_line_cut_below_the_minimum_order_is_left_out(db: Connection) ->
     await add_shelf_units(db, "n1", today_utc(), [0, 30, 0])
 
     result = (await run_planning(db, dealer_ids=["north"])).as_dict()
-    assert result["by_reason"]["dropped_below_minimum"] == 1
+    # Fair share gives nothing rather than a line no order may carry.
+    assert result["by_reason"]["allocated_short"] == 1
+    assert "dropped_below_minimum" not in result["by_reason"]
     (order,) = await list_orders(db, dealer_id="north")
     assert [x.gtin for x in order.lines] == [WATER]

@@ -41,8 +41,10 @@ class OrderProposals:
 
     orders: list[NewOrder]
     holds: list[StoreHold]
-    # Lines fair share cut below the SKU's minimum order line, which an order
-    # may not carry: the warehouse's last units stay for the next run.
+    # Lines below the SKU's minimum order line, which an order may not carry.
+    # Fair share allocates none (a store gets nothing or at least the
+    # minimum), so this stays 0: it is a guard that makes a broken plan
+    # visible in the run's counts instead of a refused order.
     dropped_below_minimum: int
 
 

@@ -1,7 +1,7 @@
 """The same plan as ``plan``, written as a plain loop over pairs: the benchmark's baseline.
 
 Nothing here is shared with the vectorised code except the inputs, the
-settings and the codes: every sum, rule and the case-by-case fair share are
+settings and the codes: every sum, rule and the increment-by-increment fair share are
 written out again per pair, in plain Python floats and ints. The additions
 happen in the same order as in the vectorised code, so both give the same
 numbers to the last bit and the tests compare them exactly.
@@ -97,7 +97,7 @@ def plan_naive(
             {"cases": cases, "reason": int(reason), "order_up_to": order_up_to,
              "safety_stock": safety_stock, "forecast_per_day": expected / days,
              "sigma": sigma, "demand_class": demand_class, "expedite": expedite,
-             "position": position, "sku": sku, "pack": pack}
+             "position": position, "sku": sku, "pack": pack, "minimum": max(minimum, 1)}
         )  # fmt: skip
     allocated = _fair_share(rows, skus.warehouse_units.tolist())
     for row, cases in zip(rows, allocated, strict=True):
@@ -191,7 +191,12 @@ def _sba(history: list[float], total: float, demand_days: int, alpha: float) -> 
 
 
 def _fair_share(rows: list[dict[str, float | int | bool]], warehouse: list[int]) -> list[int]:
-    """Cases per pair: one case at a time to the lowest days of cover, expedited first."""
+    """Cases per pair, expedited first, then the lowest days of cover.
+
+    A store's first increment is its minimum order in cases, then one case at
+    a time; an increment that does not fit what is left is skipped, and with a
+    skipped minimum the store's further cases.
+    """
     allocated = [int(row["cases"]) for row in rows]
     by_sku: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
@@ -199,16 +204,20 @@ def _fair_share(rows: list[dict[str, float | int | bool]], warehouse: list[int])
             by_sku.setdefault(int(row["sku"]), []).append(i)
     for sku, members in by_sku.items():
         pack = int(rows[members[0]]["pack"])
-        available = warehouse[sku] // pack
-        if sum(allocated[i] for i in members) <= available:
+        left = warehouse[sku] // pack
+        if sum(allocated[i] for i in members) <= left:
             continue
         heap: list[tuple[bool, float, int]] = []
         for i in members:
             allocated[i] = 0
             heapq.heappush(heap, (not rows[i]["expedite"], _cover(rows[i], 0), i))
-        for _ in range(available):
+        while heap and left > 0:
             _, _, i = heapq.heappop(heap)
-            allocated[i] += 1
+            size = int(rows[i]["minimum"]) if allocated[i] == 0 else 1
+            if size > left:
+                continue
+            allocated[i] += size
+            left -= size
             if allocated[i] < int(rows[i]["cases"]):
                 heapq.heappush(heap, (not rows[i]["expedite"], _cover(rows[i], allocated[i]), i))
     return allocated

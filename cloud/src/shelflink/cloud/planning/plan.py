@@ -147,6 +147,7 @@ def plan(
         forecast_per_day=forecast_per_day,
         priority=expedite,
         case_pack=case_pack,
+        min_order_cases=min_order_cases,
         warehouse_units=np.asarray(skus.warehouse_units, dtype=np.int64),
     )
     pack = case_pack[sku_all]
