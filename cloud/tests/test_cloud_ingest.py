@@ -41,7 +41,14 @@ async def worker(mqtt_url: str, database_url: str) -> AsyncIterator[IngestWorker
     # MQTT 3.1.1 only (an MQTT 5 attempt would wait for a timeout).
     shared = None if os.environ.get(MQTT_URL_ENV) else False
     ingest = IngestWorker(
-        mqtt_url, database_url, IngestOptions(worker_id=f"t-{uuid.uuid4().hex[:8]}", shared=shared)
+        mqtt_url,
+        database_url,
+        IngestOptions(
+            worker_id=f"t-{uuid.uuid4().hex[:8]}",
+            shared=shared,
+            # The readings carry a fixed date that ages past any retention.
+            retention_every_s=0,
+        ),
     )
     async with running(ingest):
         yield ingest

@@ -41,6 +41,14 @@ def register(commands: Any) -> None:
         default="auto",
         help="MQTT 5 shared subscription (auto: when the broker speaks MQTT 5)",
     )
+    ingest.add_argument(
+        "--retention-every",
+        type=float,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="apply the retention ($SHELFLINK_RETENTION_DAYS) a minute after start and then"
+        " every SECONDS, one worker at a time (default 21600: 6 hours; 0: never)",
+    )
     ingest.set_defaults(handler=_ingest)
 
     gateway = sub.add_parser("gateway", help="the gateway registry")
@@ -135,12 +143,20 @@ def _ingest(args: argparse.Namespace) -> int:
 
     configure_logging("json")
     shared = {"auto": None, "yes": True, "no": False}[args.shared]
+    if not args.retention_every >= 0:  # NaN too
+        print("shelflink cloud ingest: --retention-every must be 0 or more", file=sys.stderr)
+        return 2
+    settings = _settings()
+    options = IngestOptions(
+        worker_id=args.worker_id,
+        shared=shared,
+        retention_every_s=args.retention_every,
+        retention_days=settings.retention_days,
+    )
 
     async def main() -> None:
-        async with open_database(_settings()) as url:
-            worker = IngestWorker(
-                args.broker, url, IngestOptions(worker_id=args.worker_id, shared=shared)
-            )
+        async with open_database(settings) as url:
+            worker = IngestWorker(args.broker, url, options)
             task = asyncio.create_task(worker.run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

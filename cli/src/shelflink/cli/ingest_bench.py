@@ -47,7 +47,10 @@ async def _register(conn: Connection, batches: Batches) -> None:
 
 @contextlib.asynccontextmanager
 async def _worker(broker_url: str, database_url: str) -> AsyncIterator[IngestWorker]:
-    worker = IngestWorker(broker_url, database_url, IngestOptions(worker_id="bench-ingest"))
+    # No retention round: dropping partitions mid-run would be measured as ingest.
+    worker = IngestWorker(
+        broker_url, database_url, IngestOptions(worker_id="bench-ingest", retention_every_s=0)
+    )
     async with running(worker):
         yield worker
 

@@ -18,6 +18,9 @@ Rollups are not part of the acknowledged commit: it records which batches
 still need folding, and the worker folds them (``rollups.fold_rollups``) when
 no batch is waiting, and at least every ``fold_every_commits`` commits. A
 crash between the commit and the fold leaves the work pending for any worker.
+
+Every worker also keeps retention beside the ingest, on its own connection
+(``retention_schedule.py``): one worker at a time applies it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from paho.mqtt.properties import Properties
 from psycopg.errors import TransactionRollback
 
 from shelflink.cloud.database import Connection, connect
+from shelflink.cloud.retention_schedule import (
+    RETENTION_EVERY_S,
+    RETENTION_FIRST_AFTER_S,
+    RetentionStatus,
+    scheduled_retention,
+)
 from shelflink.cloud.rollups import FOLD_BATCHES, fold_rollups
 from shelflink.cloud.writer import (
     BatchOutcome,
@@ -80,6 +89,18 @@ class IngestOptions:
     # least once every this many commits even when batches keep coming.
     fold_every_commits: int = 8
     fold_batches: int = FOLD_BATCHES  # pending batches one fold takes at most
+    # Retention: a round this long after start, then one every retention_every_s;
+    # 0 turns the schedule off. Of several workers, one applies each round.
+    retention_every_s: float = RETENTION_EVERY_S
+    retention_first_after_s: float = RETENTION_FIRST_AFTER_S
+    retention_days: int | None = None  # None: SHELFLINK_RETENTION_DAYS (90)
+
+    def __post_init__(self) -> None:
+        # Refused here rather than when run() starts; NaN fails both comparisons.
+        if not (self.retention_every_s >= 0 and self.retention_first_after_s >= 0):
+            raise ValueError("retention intervals are 0 or more seconds")
+        if self.retention_days is not None and self.retention_days < 1:
+            raise ValueError("retention keeps at least one day")
 
 
 @dataclass(slots=True)
@@ -94,6 +115,7 @@ class IngestCounters:
     database_errors: int = 0
     batches_folded: int = 0  # pending batches this worker folded into the rollups
     fold_seconds: float = 0.0
+    retention: RetentionStatus = field(default_factory=RetentionStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +171,22 @@ class IngestWorker:
         return client
 
     async def run(self) -> None:
-        """Until cancelled: consume, commit, acknowledge; reconnect on any loss."""
+        """Until cancelled: consume, commit, acknowledge; reconnect on any loss.
+
+        Retention runs beside it, whether or not the broker is reachable.
+        """
+        options = self.options
+        async with scheduled_retention(
+            self.database_url,
+            self.counters.retention,
+            every_s=options.retention_every_s,
+            first_after_s=options.retention_first_after_s,
+            days=options.retention_days,
+            application_name=f"{options.worker_id}-retention",
+        ):
+            await self._ingest()
+
+    async def _ingest(self) -> None:
         backoff = Backoff(initial_s=0.2, maximum_s=10.0)
         v5 = self.options.shared is not False
         v5_worked = False

@@ -165,9 +165,12 @@ async def apply_retention(conn: Connection, days: int, *, at_ms: int | None = No
     Plain path: drops whole day partitions that end at or before the start of the
     UTC day ``days`` ago, and deletes such rows from the DEFAULT partitions. Each
     drop is its own short transaction with a lock timeout, so retention never
-    queues ingest behind it for long; a partition it could not lock is tried on
-    the next run. TimescaleDB path: (re)installs the retention policies and drops
-    the chunks now. Returns what was dropped.
+    queues ingest behind it for long (PostgreSQL locks the parent table ACCESS
+    EXCLUSIVE to drop a partition, so commits to that table wait behind a drop,
+    at most the lock timeout); a partition it could not lock is tried on the
+    next run, one that a concurrent run dropped first is passed over. TimescaleDB
+    path: (re)installs the retention policies and drops the chunks now. Returns
+    what was dropped.
     """
     if days < 1:
         raise ValueError("retention keeps at least one day")
@@ -195,6 +198,8 @@ async def apply_retention(conn: Connection, days: int, *, at_ms: int | None = No
             except psycopg.errors.LockNotAvailable:
                 logger.warning("retention: %s is busy, next run drops it", name)
                 continue
+            except psycopg.errors.UndefinedTable:
+                continue  # a concurrent run (say, a manual one) dropped it first
             dropped.append(name)
         async with transaction(conn):
             await conn.execute(
