@@ -69,8 +69,19 @@ async def test_a_serial_sold_outside_its_dealer_alerts_both_dealers(
     async with api_client(migrated_database_url) as (client, _):
         south = (await client.get("/api/v1/alerts", headers=auth(south_key))).json()
         everyone = (await client.get("/api/v1/alerts", headers=auth(operator_key))).json()
+        # Filters: by kind and by store, and an unknown kind is a clear 422.
+        diversions = await client.get(
+            "/api/v1/alerts", params={"kind": "diversion", "store_id": "n1"},
+            headers=auth(operator_key),
+        )  # fmt: skip
+        prices = await client.get("/api/v1/alerts?kind=price", headers=auth(operator_key))
+        elsewhere = await client.get("/api/v1/alerts?store_id=s1", headers=auth(operator_key))
+        unknown = await client.get("/api/v1/alerts?kind=theft", headers=auth(operator_key))
     assert [(a["kind"], a["dealer_id"]) for a in south["items"]] == [("diversion", "south")]
     assert len(everyone["items"]) == 2
+    assert len(diversions.json()["items"]) == 2
+    assert prices.json()["items"] == [] and elsewhere.json()["items"] == []
+    assert unknown.status_code == 422
 
 
 async def test_a_sale_below_the_minimum_resale_price_alerts_the_stores_dealer(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg.rows import class_row
 
+from shelflink.cloud.alerts import AlertKind
 from shelflink.cloud.channel_control import scan_channel
 from shelflink.cloud.database import Connection, connect, transaction
 from shelflink.sim.faults import Fault, FaultKind
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 APPLICATION_NAME = "shelflink-demo-channel"
 SCAN_EVERY_S = 3.0
 RECENT = 50  # alerts kept for the view
-KINDS = ("diversion", "price")
+KINDS = (AlertKind.DIVERSION.value, AlertKind.PRICE.value)
 # The staged price violation, in simulated minutes from the start: from the first
 # sales on, so that even a short run (a test) shows it, and long enough to be seen.
 PRICE_BELOW_MINIMUM_AFTER_MIN, PRICE_BELOW_MINIMUM_FOR_MIN = 0, 180
