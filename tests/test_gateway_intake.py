@@ -7,7 +7,9 @@ still be accepted.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -25,6 +27,8 @@ from gateway_harness import (
 from shelflink.device import Reason
 from shelflink.device.proto import batch_pb2 as pb
 from shelflink.gateway import Gateway
+from shelflink.gateway.dead_letter import DeadLetter, DeadLetterStore, HeldReason
+from shelflink.gateway.sequence_tracker import SequenceReset
 
 
 def now_ms() -> int:
@@ -189,3 +193,142 @@ async def test_health_and_metrics_endpoints(tmp_path: Path, mqtt_url: str) -> No
         )
         status, _ = await http_get(gateway.health_port, "/nope")
         assert status == 404
+
+
+def status_json(device: str, seq: int, boot_id: str) -> str:
+    return json.dumps(
+        {
+            "v": 1, "type": "status", "device": device, "seq": seq, "ts": now_ms(),
+            "online": True, "cause": "birth", "kind": "shelf", "firmware": "1.4.2",
+            "boot_id": boot_id, "interval_ms": 10_000, "lanes": 4,
+        }
+    )  # fmt: skip
+
+
+def fridge_json(device: str, seq: int) -> str:
+    return json.dumps(
+        {
+            "v": 1, "type": "fridge.reading", "device": device, "seq": seq, "ts": now_ms(),
+            "cabinet_c": 4.2, "evaporator_c": -8.5, "door_open": False,
+            "compressor_on": True, "defrost_on": False,
+        }
+    )  # fmt: skip
+
+
+def reset_events(path: Path) -> list[pb.Event]:
+    with sqlite3.connect(path) as db:
+        bodies = [row[0] for row in db.execute("SELECT body FROM record WHERE field = 6")]
+    return [e for e in map(pb.Event.FromString, bodies) if e.type == "device_sequence_reset"]
+
+
+async def test_a_replaced_board_reusing_its_id_is_alarmed_and_loses_nothing(
+    tmp_path: Path, mqtt_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = store_config(tmp_path, mqtt_url)
+    shelf, fridge = config.devices[0].id, config.devices[1].id
+    base = f"shelflink/v1/{config.store_id}"
+    telemetry, status = f"{base}/{shelf}/telemetry", f"{base}/{shelf}/status"
+
+    def new_reading(seq: int) -> str:
+        return shelf_json(shelf, seq, now_ms(), grams=[1.0, 2.0, 3.0, float(seq)])
+
+    async with running_gateway(config) as gateway:
+        pub = Publisher(mqtt_url)
+        try:
+            pub.publish(status, status_json(shelf, 0, "old-board"))
+            for seq in range(10):
+                pub.publish(telemetry, shelf_json(shelf, seq, now_ms()))
+            await eventually(lambda: accepted(gateway, shelf) == 11, what="the old board's")
+            # The board is replaced by one flashed with the same id and a fresh sequence
+            # file; its birth arrives twice (QoS 1), the fridge goes on as usual.
+            pub.publish(status, status_json(shelf, 0, "new-board"))
+            pub.publish(status, status_json(shelf, 0, "new-board"))
+            for seq in range(5):
+                pub.publish(telemetry, new_reading(seq))
+            for seq in (10, 11):
+                pub.publish(telemetry, new_reading(seq))
+            for seq in (0, 1, 1):
+                pub.publish(f"{base}/{fridge}/telemetry", fridge_json(fridge, seq))
+            await eventually(
+                lambda: (
+                    rejected(gateway, shelf, "sequence_reset") == 5
+                    and accepted(gateway, shelf) == 15
+                    and accepted(gateway, fridge) == 2
+                    and rejected(gateway, fridge, Reason.DUPLICATE.value) == 1
+                ),
+                what="5 held, 2 new, the fridge's repeat dropped",
+            )
+            await eventually(lambda: gateway.resets_reported[shelf] == 1, what="the event")
+            status_code, body = await http_get(gateway.health_port, "/healthz")
+            _, metrics = await http_get(gateway.health_port, "/metrics")
+            assert gateway.intake is not None
+            held = await gateway.intake.dead_letters.held()  # every device's
+            assert await gateway.intake.dead_letters.recent() == [], "held, not rejected"
+        finally:
+            pub.close()
+    assert [(h.reason, h.topic) for h in held] == [("sequence_reset", telemetry)] * 5
+    assert [json.loads(h.raw)["grams"] for h in held] == [[1.0, 2.0, 3.0, s] for s in range(5)]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and shelf in r.getMessage()]
+    assert len(errors) == 1 and "sequence reset" in errors[0].getMessage()
+    # The alarm is the device's, not the gateway's.
+    assert status_code == 200
+    (problem,) = json.loads(body)["device_problems"]
+    assert problem.startswith(f"{shelf}: sequence reset, numbers 0..9")
+    assert f'shelflink_gateway_sequence_resets_total{{device="{shelf}"}} 1.0' in metrics
+    assert f'shelflink_gateway_sequence_reset_open{{device="{shelf}"}} 1.0' in metrics
+    assert (
+        f'shelflink_gateway_messages_rejected_total{{device="{shelf}",reason="sequence_reset"}} 5.0'
+        in metrics
+    )
+
+    # A restart keeps holding (the reset is kept with the held readings), without a
+    # second event, until a boot of the board starts above every number used.
+    async with running_gateway(config) as gateway:
+        pub = Publisher(mqtt_url)
+        try:
+            pub.publish(telemetry, new_reading(5))
+            await eventually(lambda: rejected(gateway, shelf, "sequence_reset") == 1, what="held")
+            pub.publish(status, status_json(shelf, 1000, "new-board-2"))
+            pub.publish(telemetry, new_reading(1000))
+            await eventually(lambda: accepted(gateway, shelf) == 2, what="sane again")
+            assert gateway.intake is not None
+            assert len(await gateway.intake.dead_letters.held(shelf)) == 6
+            assert await gateway.intake.dead_letters.resets() == []
+            assert gateway.tracker.resets() == []
+        finally:
+            pub.close()
+        assert gateway.resets_reported == {}
+    (event,) = reset_events(config.buffer.path)
+    assert event.source == shelf
+    assert event.severity == pb.SEVERITY_CRITICAL
+    detail = json.loads(event.body_json)
+    assert {k: detail[k] for k in ("old_high", "next_seq", "old_boot", "new_boot")} == {
+        "old_high": 9, "next_seq": 0, "old_boot": "old-board", "new_boot": "new-board",
+    }  # fmt: skip
+    assert "new device id" in detail["action"]
+    assert {(shelf, 10, 10), (shelf, 11, 10), (fridge, 0, 11), (fridge, 1, 11)} <= buffered(
+        config.buffer.path
+    )
+
+
+async def test_held_messages_have_their_own_bound(tmp_path: Path) -> None:
+    def letter(i: int, reason: Reason | HeldReason) -> DeadLetter:
+        return DeadLetter(i, "t", "d", reason, "", b"x" * 10, 10)
+
+    written: list[int] = []
+    reset = SequenceReset("d", 0, 9, 0, "old-board", "new-board", 1)
+    path = tmp_path / "dl.sqlite"
+    async with DeadLetterStore(path, max_rows=2, max_raw_bytes=4, max_held_rows=3) as store:
+        store.save_reset("d", reset)
+        for i in range(4):
+            store.hold(letter(i, HeldReason.SEQUENCE_RESET), functools.partial(written.append, i))
+        for i in range(5):  # a flood of rejections pushes out rejections only
+            store.add(letter(i, Reason.MALFORMED))
+        assert [h.received_ms for h in await store.held()] == [1, 2, 3]
+        assert [r.raw for r in await store.recent()] == [b"xxxx"] * 2
+        assert written == [0, 1, 2, 3] and store.held_evicted == 1
+    async with DeadLetterStore(path) as store:
+        assert await store.resets() == [reset]
+        assert (await store.held("d"))[0].raw == b"x" * 10, "held messages are kept whole"
+        store.save_reset("d", None)
+        assert await store.resets() == []

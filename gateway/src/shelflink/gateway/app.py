@@ -1,7 +1,7 @@
 """The store gateway process: everything one store needs, in one TaskGroup.
 
 Southbound adapters (MQTT, OPC UA) feed :class:`Intake`; a housekeeping task
-turns sequence gaps, buffer drops and the buffer alarm into events; the health
+turns sequence gaps and resets, buffer drops and the buffer alarm into events; the health
 server exposes metrics. Leaving :meth:`Gateway.run` (cancellation, Ctrl-C,
 SIGTERM) commits what was accepted and closes every resource.
 """
@@ -59,6 +59,7 @@ class Gateway:
         self.registry = DeviceRegistry(config)
         self.tracker = SequenceTracker(grace_ms=int(config.sequence.gap_grace_s * 1000))
         self.gaps_reported: Counter[tuple[str, str]] = Counter()
+        self.resets_reported: Counter[str] = Counter()  # sequence reset events, by device
         self.ready = asyncio.Event()
         self.intake: Intake | None = None
         self.health: HealthServer | None = None
@@ -100,6 +101,7 @@ class Gateway:
                 observer=edge.observe if edge is not None else None,
             )  # fmt: skip
             self.intake = intake
+            await intake.restore_resets()
             southbound = self.southbound = MqttSouthbound(config, intake)
             sources = [
                 OpcUaFridgeSource(
@@ -145,7 +147,9 @@ class Gateway:
                     tasks.create_task(southbound.run(), name="southbound-mqtt")
                     for source in sources:
                         tasks.create_task(source.run(), name=f"opcua-{source.config.device_id}")
-                    tasks.create_task(self._housekeeping(buffer, events), name="housekeeping")
+                    tasks.create_task(
+                        self._housekeeping(intake, buffer, events), name="housekeeping"
+                    )
                     if uplink is not None:
                         tasks.create_task(uplink.run(), name="uplink")
                     if edge is not None:
@@ -169,11 +173,16 @@ class Gateway:
         error = ContractError(reason, detail)
         self.intake.reject(f"opcua/{device}", device, error, detail.encode(), self.clock_ms())
 
-    async def _housekeeping(self, buffer: DurableBuffer, events: EventFactory) -> None:
+    async def _housekeeping(
+        self, intake: Intake, buffer: DurableBuffer, events: EventFactory
+    ) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             now = self.clock_ms()
             records: list[Record] = []
+            for reset in intake.take_resets():
+                self.resets_reported[reset.device] += 1
+                records.append(events.sequence_reset(reset, reset.detected_ms))
             for gap in self.tracker.due(now):
                 self.gaps_reported[(gap.device, gap.kind.value)] += gap.count
                 logger.warning(
@@ -206,6 +215,14 @@ class Gateway:
             problems.append("store broker not connected")
         if stats.high_water:
             problems.append("buffer above high water")
+        # A device's reset is the operator's to fix, not the gateway's: it is listed,
+        # but a health check must not restart a gateway that is doing its job.
+        device_problems = [
+            f"{r.device}: sequence reset, numbers {r.first}..{r.last} reused by boot {r.boot} "
+            "are held in the dead letters; give the board a new device id or restore its "
+            "sequence file"
+            for r in self.tracker.resets()
+        ]
         uplink = self.uplink
         # An offline store keeps working and buffering: the cloud link being down
         # is reported, but does not make the gateway unhealthy on its own.
@@ -214,6 +231,7 @@ class Gateway:
             "store_id": self.config.store_id,
             "gateway_id": self.config.gateway_id,
             "problems": problems,
+            "device_problems": device_problems,
             "buffer": {
                 "records": stats.records,
                 "bytes": stats.bytes,

@@ -5,27 +5,38 @@ second, so the store is bounded twice: at most ``max_rows`` rows on disk (the
 oldest go first) and at most ``max_pending`` rejections waiting to be written
 (beyond that they are counted, not kept). Raw bytes are cut at
 ``max_raw_bytes``. Writes are batched on one named SQLite thread.
+
+Good messages that must not be buffered yet (the numbers a reset device reuses)
+are *held* in a table of their own, whole, so that no flood of rejections can
+push them out: each is acknowledged only once its write is synced, and only
+``max_held_rows`` bounds them. The open sequence resets that hold them are kept
+beside them, so both survive a restart together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
 from shelflink.device import Reason
+from shelflink.gateway.sequence_tracker import SequenceReset
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 FLUSH_INTERVAL_S = 0.2
+RETRY_S = 5.0  # after a failed write: a broken disk should not flood the log
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letter (
+_LETTER_COLUMNS = """
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
     topic TEXT NOT NULL,
@@ -34,8 +45,30 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     detail TEXT NOT NULL,
     raw BLOB NOT NULL,
     raw_size INTEGER NOT NULL
-)
 """
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS dead_letter ({_LETTER_COLUMNS});
+CREATE TABLE IF NOT EXISTS held ({_LETTER_COLUMNS});
+CREATE TABLE IF NOT EXISTS sequence_reset (
+    device TEXT PRIMARY KEY,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL,
+    old_boot TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    detected_ms INTEGER NOT NULL
+);
+"""
+_INSERT = (
+    " (received_ms, topic, device, reason, detail, raw, raw_size) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT = "SELECT received_ms, topic, device, reason, detail, raw, raw_size FROM "
+
+
+class HeldReason(StrEnum):
+    """Why a good message is held instead of buffered (counted like a rejection reason)."""
+
+    SEQUENCE_RESET = "sequence_reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +76,7 @@ class DeadLetter:
     received_ms: int
     topic: str
     device: str | None  # from the topic when it parsed; None otherwise
-    reason: Reason
+    reason: Reason | HeldReason
     detail: str
     raw: bytes  # possibly truncated; raw_size is the original length
     raw_size: int
@@ -57,13 +90,18 @@ class DeadLetterStore:
         max_rows: int = 10_000,
         max_raw_bytes: int = 4096,
         max_pending: int = 1_000,
+        max_held_rows: int = 100_000,
     ) -> None:
         self.path = path
         self.max_rows = max_rows
         self.max_raw_bytes = max_raw_bytes
         self.max_pending = max_pending
+        self.max_held_rows = max_held_rows
         self.overflow = 0  # rejections counted but not kept: the write queue was full
+        self.held_evicted = 0  # held messages removed by max_held_rows, oldest first
         self._pending: list[DeadLetter] = []
+        self._held: list[tuple[DeadLetter, Callable[[], None]]] = []
+        self._resets: dict[str, SequenceReset | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -103,32 +141,66 @@ class DeadLetterStore:
             self.overflow += 1
             return
         if len(letter.raw) > self.max_raw_bytes:
-            letter = DeadLetter(
-                letter.received_ms,
-                letter.topic,
-                letter.device,
-                letter.reason,
-                letter.detail,
-                letter.raw[: self.max_raw_bytes],
-                letter.raw_size,
-            )
+            letter = replace(letter, raw=letter.raw[: self.max_raw_bytes])
         self._pending.append(letter)
         self._wake.set()
 
+    def hold(self, letter: DeadLetter, on_written: Callable[[], None]) -> None:
+        """Queue a good message to be kept whole; ``on_written`` runs once it is on disk.
+
+        Not subject to ``max_pending``: the caller acknowledges only in
+        ``on_written``, so the broker's in-flight window bounds what waits here.
+        """
+        self._held.append((letter, on_written))
+        self._wake.set()
+
+    def save_reset(self, device: str, reset: SequenceReset | None) -> None:
+        """Keep a device's open reset (``None``: it is over), written before later holds."""
+        self._resets[device] = reset
+        self._wake.set()
+
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            await self._in_thread(self._write, batch)
+        batch, held, resets = self._pending, self._held, self._resets
+        self._pending, self._held, self._resets = [], [], {}
+        if not (batch or held or resets):
+            return
+        try:
+            evicted = await self._in_thread(self._write, batch, [h for h, _ in held], resets)
+        except Exception:
+            # Held messages are not acknowledged yet and resets must not go back
+            # in time: both are tried again. Rejections are diagnostics: counted.
+            self._held[:0] = held
+            self._resets = {**resets, **self._resets}
+            self.overflow += len(batch)
+            raise
+        self.held_evicted += evicted
+        for _, on_written in held:
+            on_written()
 
     async def recent(self, limit: int = 100) -> list[DeadLetter]:
         await self.flush()
-        return await self._in_thread(self._read, limit)
+        return await self._in_thread(self._read, "dead_letter", limit, None)
+
+    async def held(self, device: str | None = None, limit: int = 100_000) -> list[DeadLetter]:
+        """Held messages, oldest first (the order to replay them in)."""
+        await self.flush()
+        return await self._in_thread(self._read, "held", limit, device)
+
+    async def resets(self) -> list[SequenceReset]:
+        """The open resets as last saved."""
+        await self.flush()
+        return await self._in_thread(self._read_resets)
 
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except (sqlite3.Error, OSError):
+                logger.exception("dead-letter write failed; retrying in %.0f s", RETRY_S)
+                self._wake.set()
+                await asyncio.sleep(RETRY_S)
             # Coalesce a flood into one write per interval.
             await asyncio.sleep(FLUSH_INTERVAL_S)
 
@@ -145,7 +217,7 @@ class DeadLetterStore:
         # Dead letters are diagnostics: losing the last few on a power cut is
         # acceptable, an fsync per flush on a busy gateway is not.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
+        db.executescript(_SCHEMA)
         self._db = db
 
     def _close(self) -> None:
@@ -153,29 +225,70 @@ class DeadLetterStore:
             self._db.close()
             self._db = None
 
-    def _write(self, batch: list[DeadLetter]) -> None:
+    def _write(
+        self,
+        batch: list[DeadLetter],
+        held: list[DeadLetter],
+        resets: dict[str, SequenceReset | None],
+    ) -> int:
         assert self._db is not None
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO dead_letter"
-                " (received_ms, topic, device, reason, detail, raw, raw_size)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (d.received_ms, d.topic, d.device, d.reason.value, d.detail, d.raw, d.raw_size)
-                    for d in batch
-                ],
-            )
-            self._db.execute(
-                "DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter) - ?",
-                (self.max_rows,),
-            )
+        db = self._db
+        durable = bool(held or resets)
+        if durable:
+            # These are acknowledged to the device's broker once written: sync them.
+            db.execute("PRAGMA synchronous=FULL")
+        evicted = 0
+        try:
+            with db:
+                db.execute("BEGIN")
+                for device, reset in resets.items():
+                    db.execute("DELETE FROM sequence_reset WHERE device = ?", (device,))
+                    if reset is not None:
+                        db.execute(
+                            "INSERT INTO sequence_reset VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                device, reset.first, reset.last, reset.next_seq,
+                                reset.old_boot, reset.boot, reset.detected_ms,
+                            ),
+                        )  # fmt: skip
+                if batch:
+                    db.executemany("INSERT INTO dead_letter" + _INSERT, map(_row, batch))
+                    db.execute(
+                        "DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter) - ?",
+                        (self.max_rows,),
+                    )
+                if held:
+                    db.executemany("INSERT INTO held" + _INSERT, map(_row, held))
+                    evicted = db.execute(
+                        "DELETE FROM held WHERE id <= (SELECT MAX(id) FROM held) - ?",
+                        (self.max_held_rows,),
+                    ).rowcount
+        finally:
+            if durable:
+                db.execute("PRAGMA synchronous=NORMAL")
+        return evicted
 
-    def _read(self, limit: int) -> list[DeadLetter]:
+    def _read(self, table: str, limit: int, device: str | None) -> list[DeadLetter]:
+        assert self._db is not None
+        if table == "held":
+            rows = self._db.execute(
+                _SELECT + "held WHERE ?1 IS NULL OR device = ?1 ORDER BY id LIMIT ?2",
+                (device, limit),
+            ).fetchall()
+            return [DeadLetter(r[0], r[1], r[2], HeldReason(r[3]), *r[4:]) for r in rows]
+        rows = self._db.execute(
+            _SELECT + "dead_letter ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], Reason(r[3]), *r[4:]) for r in rows]
+
+    def _read_resets(self) -> list[SequenceReset]:
         assert self._db is not None
         rows = self._db.execute(
-            "SELECT received_ms, topic, device, reason, detail, raw, raw_size"
-            " FROM dead_letter ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT device, first, last, next_seq, old_boot, boot, detected_ms"
+            " FROM sequence_reset ORDER BY device"
         ).fetchall()
-        return [DeadLetter(r[0], r[1], r[2], Reason(r[3]), r[4], r[5], r[6]) for r in rows]
+        return [SequenceReset(*row) for row in rows]
+
+
+def _row(d: DeadLetter) -> tuple[object, ...]:
+    return (d.received_ms, d.topic, d.device, d.reason.value, d.detail, d.raw, d.raw_size)

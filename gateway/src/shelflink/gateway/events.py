@@ -13,11 +13,18 @@ from typing import Any
 from shelflink.device.proto import batch_pb2 as pb
 from shelflink.device.sequence import SequenceStore
 from shelflink.gateway.buffer_record import DropReport, Record, record_of
-from shelflink.gateway.sequence_tracker import GapReport
+from shelflink.gateway.sequence_tracker import GapReport, SequenceReset
 
 INFO = pb.SEVERITY_INFO
 WARNING = pb.SEVERITY_WARNING
 CRITICAL = pb.SEVERITY_CRITICAL
+
+RESET_ACTION = (
+    "Give the board a new device id (ids are retired, never reused) and replay the held "
+    "readings under it, or restore the board's sequence file. Until then its numbers "
+    "held_first..held_last are held in the gateway's dead letters (reason sequence_reset), "
+    "not sent to the cloud."
+)
 
 
 class EventFactory:
@@ -59,4 +66,12 @@ class EventFactory:
         return self.event(
             "buffer_high_water", CRITICAL if on else INFO, ts_ms, None,
             on=on, used_bytes=used, max_bytes=limit,
+        )  # fmt: skip
+
+    def sequence_reset(self, reset: SequenceReset, ts_ms: int) -> Record:
+        return self.event(
+            "device_sequence_reset", CRITICAL, ts_ms, reset.device,
+            old_high=reset.last, next_seq=reset.next_seq, old_boot=reset.old_boot,
+            new_boot=reset.boot, held_first=reset.first, held_last=reset.last,
+            action=RESET_ACTION,
         )  # fmt: skip

@@ -6,7 +6,9 @@ counts as *accepted* only once its record is committed to disk; the caller's
 ``on_settled`` runs then (the MQTT adapter acknowledges to the broker there),
 or at once for messages that are rejected or duplicate (nothing to keep).
 Rejections go to the dead-letter store with their reason; none of them can
-stop intake.
+stop intake. A device whose numbering went back (a sequence reset) has the
+numbers it reuses held in the dead-letter store instead of buffered, settled
+once they are written there.
 """
 
 from __future__ import annotations
@@ -18,16 +20,27 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shelflink.device import ContractError, DeviceMessage, Limits, Reason, Status, decode
+from shelflink.device import (
+    ContractError,
+    DeviceMessage,
+    Limits,
+    Reason,
+    Reply,
+    Status,
+    decode,
+    encode,
+)
 from shelflink.device.batch import to_batch_item
+from shelflink.device.codec import channel_of
 from shelflink.device.sequence import SequenceStore
 from shelflink.device.topics import TopicError, parse_topic
+from shelflink.device.topics import topic as topic_of
 from shelflink.gateway.buffer import DurableBuffer
 from shelflink.gateway.buffer_errors import BufferFullError, DurableBufferError
 from shelflink.gateway.buffer_record import Record, record_of
-from shelflink.gateway.dead_letter import DeadLetter, DeadLetterStore
+from shelflink.gateway.dead_letter import DeadLetter, DeadLetterStore, HeldReason
 from shelflink.gateway.registry import DeviceRegistry
-from shelflink.gateway.sequence_tracker import SequenceTracker, Verdict
+from shelflink.gateway.sequence_tracker import SequenceReset, SequenceTracker, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,7 @@ class IntakeCounters:
 
     accepted: Counter[tuple[str, str]] = field(default_factory=Counter)  # (device, type)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (device, reason)
+    sequence_resets: Counter[str] = field(default_factory=Counter)  # by device
     storage_failures: int = 0
 
 
@@ -94,6 +108,27 @@ class Intake:
         self._in_flight = 0
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Resets detected and not yet turned into events (the caller owns the events).
+        self._new_resets: list[SequenceReset] = []
+
+    async def restore_resets(self) -> None:
+        """Hold again what resets open before a restart held; forget retired devices'."""
+        for reset in await self.dead_letters.resets():
+            if reset.device not in self.registry.devices:
+                # The id was removed from the store: the board has a new one now.
+                logger.info("sequence reset of %s closed: no longer configured", reset.device)
+                self.dead_letters.save_reset(reset.device, None)
+                continue
+            self.tracker.restore(reset)
+            logger.warning(
+                "sequence reset of %s still open: holding %d..%d (boot %s)",
+                reset.device, reset.first, reset.last, reset.boot,
+            )  # fmt: skip
+
+    def take_resets(self) -> list[SequenceReset]:
+        """Resets detected since the last call, each returned once."""
+        resets, self._new_resets = self._new_resets, []
+        return resets
 
     async def receive(self, topic: str, payload: bytes, on_settled: Settled) -> None:
         """Judge one raw MQTT message; returns once it is queued for commit (or settled)."""
@@ -115,11 +150,17 @@ class Intake:
         """A message that passed the contract: de-duplicate, then make it durable."""
         if isinstance(message, Status):
             if message.online:
-                self.tracker.birth(message.device, message.boot_id, message.seq, now_ms)
-        elif self.tracker.observe(message.device, message.seq, now_ms) is Verdict.DUPLICATE:
-            self.counters.rejected[(message.device, Reason.DUPLICATE.value)] += 1
-            on_settled()
-            return
+                self._birth(message, now_ms)
+        else:
+            verdict = self.tracker.observe(message.device, message.seq, now_ms)
+            if verdict is Verdict.DUPLICATE:
+                self.counters.rejected[(message.device, Reason.DUPLICATE.value)] += 1
+                on_settled()
+                return
+            # A reply never leaves the store, so there is nothing to hold.
+            if verdict is Verdict.HELD and not isinstance(message, Reply):
+                self._hold(message, now_ms, on_settled)
+                return
         if self.observer is not None:
             self.observer(message)
         item = to_batch_item(message)
@@ -136,6 +177,48 @@ class Intake:
         if not self._gathering:
             asyncio.get_running_loop().call_soon(self._dispatch)
         self._gathering.append(_Pending(record, message.type, on_settled))
+
+    def _birth(self, status: Status, now_ms: int) -> None:
+        device = status.device
+        before = self.tracker.device(device).reset
+        reset = self.tracker.birth(device, status.boot_id, status.seq, now_ms)
+        after = self.tracker.device(device).reset
+        if reset is not None:
+            self.counters.sequence_resets[device] += 1
+            self._new_resets.append(reset)
+            logger.error(
+                "sequence reset on %s: boot %s starts at %d but this id already used up to %d "
+                "(boot %s); holding %d..%d in the dead letters. Give the board a new device "
+                "id, or restore its sequence file",
+                device, reset.boot, reset.next_seq, reset.last, reset.old_boot,
+                reset.first, reset.last,
+            )  # fmt: skip
+        elif before is not None and after is None:
+            logger.warning(
+                "sequence reset on %s over: boot %s starts at %d, above every number used",
+                device, status.boot_id, status.seq,
+            )  # fmt: skip
+        if after != before:
+            self.dead_letters.save_reset(device, after)
+
+    def _hold(self, message: DeviceMessage, now_ms: int, on_settled: Settled) -> None:
+        reset = self.tracker.device(message.device).reset
+        assert reset is not None
+        self.counters.rejected[(message.device, HeldReason.SEQUENCE_RESET.value)] += 1
+        # The edge still sees it: the shelf stays watched while an operator acts.
+        if self.observer is not None:
+            self.observer(message)
+        raw = encode(message)
+        where = topic_of(self.registry.store_id, message.device, channel_of(message))
+        detail = (
+            f"seq {message.seq} is in {reset.first}..{reset.last}, numbers this id used "
+            f"before boot {reset.boot}"
+        )
+        logger.debug("held %s seq %d: sequence reset", message.device, message.seq)
+        letter = DeadLetter(
+            now_ms, where, message.device, HeldReason.SEQUENCE_RESET, detail, raw, len(raw)
+        )
+        self.dead_letters.hold(letter, on_settled)
 
     def _dispatch(self) -> None:
         batch, self._gathering = self._gathering, []

@@ -97,6 +97,7 @@ class GatewayCollector(Collector):
         for device, state in self.tracker.devices.items():
             pending.add_metric([device], state.pending())
         yield pending
+        yield from self._resets()
         yield from self._buffer()
         yield from self._devices()
         yield from self._links()
@@ -107,6 +108,27 @@ class GatewayCollector(Collector):
             "Rejections counted but not kept: the dead-letter write queue was full",
             value=self.dead_letters.overflow,
         )
+        yield CounterMetricFamily(
+            f"{NS}_dead_letter_held_evicted",
+            "Held messages removed, oldest first, to stay within the held bound",
+            value=self.dead_letters.held_evicted,
+        )
+
+    def _resets(self) -> Iterator[Metric]:
+        resets = CounterMetricFamily(
+            f"{NS}_sequence_resets", "New boots that reused sequence numbers of their device id",
+            labels=["device"],
+        )  # fmt: skip
+        for device, n in self.intake.counters.sequence_resets.items():
+            resets.add_metric([device], n)
+        yield resets
+        open_ = GaugeMetricFamily(
+            f"{NS}_sequence_reset_open", "1 while a device's reused numbers are being held",
+            labels=["device"],
+        )  # fmt: skip
+        for reset in self.tracker.resets():
+            open_.add_metric([reset.device], 1.0)
+        yield open_
 
     def _buffer(self) -> Iterator[Metric]:
         stats = self.buffer.stats()
