@@ -92,6 +92,7 @@ class Gateway:
             config.dead_letter.path,
             max_rows=config.dead_letter.max_rows,
             max_raw_bytes=config.dead_letter.max_raw_bytes,
+            max_held_rows=config.dead_letter.max_held_rows,
         )
         edge = self.edge = EdgeRunner(config, events) if config.edge.enabled else None
         async with buffer, dead_letters:

@@ -93,6 +93,9 @@ class DeadLetterConfig(_Section):
     path: Path = Path("dead_letter.sqlite")
     max_rows: Annotated[int, Field(ge=10)] = 10_000
     max_raw_bytes: Annotated[int, Field(ge=64, le=1 << 20)] = 4096
+    # Held readings of a reset device are counted apart from rejections, so that
+    # no flood of bad input can push them out.
+    max_held_rows: Annotated[int, Field(ge=10)] = 100_000
 
 
 class HealthConfig(_Section):

@@ -10,7 +10,10 @@ Good messages that must not be buffered yet (the numbers a reset device reuses)
 are *held* in a table of their own, whole, so that no flood of rejections can
 push them out: each is acknowledged only once its write is synced, and only
 ``max_held_rows`` bounds them. The open sequence resets that hold them are kept
-beside them, so both survive a restart together.
+beside them, so both survive a restart together. Apart from that bound, held
+rows leave the file only through an operator: :meth:`DeadLetterStore.held_rows`
+and :meth:`DeadLetterStore.delete_held` serve a replay under the board's new id,
+from another process while the gateway may be running.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -80,6 +83,14 @@ class DeadLetter:
     detail: str
     raw: bytes  # possibly truncated; raw_size is the original length
     raw_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """A held message with its row id, the handle to delete it by once it is dealt with."""
+
+    id: int
+    letter: DeadLetter
 
 
 class DeadLetterStore:
@@ -186,6 +197,23 @@ class DeadLetterStore:
         await self.flush()
         return await self._in_thread(self._read, "held", limit, device)
 
+    async def held_rows(
+        self, device: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[HeldRow]:
+        """One page of a device's held messages after ``after_id``, oldest first."""
+        await self.flush()
+        return await self._in_thread(self._read_held_rows, device, after_id, limit)
+
+    async def count_held(self, device: str) -> int:
+        await self.flush()
+        return await self._in_thread(self._count_held, device)
+
+    async def delete_held(self, device: str, ids: Collection[int]) -> int:
+        """Remove these held rows of ``device`` (others are left alone); returns how many went."""
+        if not ids:
+            return 0
+        return await self._in_thread(self._delete_held, device, list(ids))
+
     async def resets(self) -> list[SequenceReset]:
         """The open resets as last saved."""
         await self.flush()
@@ -280,6 +308,35 @@ class DeadLetterStore:
             _SELECT + "dead_letter ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [DeadLetter(r[0], r[1], r[2], Reason(r[3]), *r[4:]) for r in rows]
+
+    def _read_held_rows(self, device: str, after_id: int, limit: int) -> list[HeldRow]:
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT id, received_ms, topic, device, reason, detail, raw, raw_size FROM held"
+            " WHERE device = ? AND id > ? ORDER BY id LIMIT ?",
+            (device, after_id, limit),
+        ).fetchall()
+        return [HeldRow(r[0], DeadLetter(r[1], r[2], r[3], HeldReason(r[4]), *r[5:])) for r in rows]
+
+    def _count_held(self, device: str) -> int:
+        assert self._db is not None
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM held WHERE device = ?", (device,)
+        ).fetchone()
+        return int(count)
+
+    def _delete_held(self, device: str, ids: list[int]) -> int:
+        assert self._db is not None
+        # synchronous=NORMAL is enough: a deletion lost to a power cut only means
+        # the row is replayed again, and the receiver drops it as a repeat.
+        with self._db:
+            self._db.execute("BEGIN")
+            return sum(
+                self._db.execute(
+                    "DELETE FROM held WHERE id = ? AND device = ?", (row_id, device)
+                ).rowcount
+                for row_id in ids
+            )
 
     def _read_resets(self) -> list[SequenceReset]:
         assert self._db is not None
