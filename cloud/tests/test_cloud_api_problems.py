@@ -9,7 +9,7 @@ import pytest
 
 from cloud.tests.test_cloud_api_harness import api_client, auth, build_world
 from shelflink.cloud.api import ApiOptions
-from shelflink.cloud.api.rate_limit import TokenBuckets
+from shelflink.cloud.api.rate_limit import RATE_LIMIT_STORES, RateLimitStore, TokenBuckets
 from shelflink.cloud.database import Connection
 
 
@@ -50,10 +50,13 @@ async def test_every_kind_of_error_is_a_problem(db: Connection, migrated_databas
     }
 
 
-async def test_a_key_over_its_rate_gets_429(db: Connection, migrated_database_url: str) -> None:
+@pytest.mark.parametrize("store", RATE_LIMIT_STORES)
+async def test_a_key_over_its_rate_gets_429(
+    db: Connection, migrated_database_url: str, store: RateLimitStore
+) -> None:
     world = await build_world(db)
     # A rate this low refills nothing during the test: the burst is all there is.
-    options = ApiOptions(rate_per_s=0.01, burst=3, pool_max_size=4)
+    options = ApiOptions(rate_per_s=0.01, burst=3, rate_limit_store=store, pool_max_size=4)
     async with api_client(migrated_database_url, options) as (client, _):
         answers = [
             (await client.get("/api/v1/stores", headers=auth(world.north_key))) for _ in range(4)

@@ -18,6 +18,7 @@ EXPECTED = [
     "0004_dealers_orders",
     "0005_replenishment",
     "0006_webhooks",
+    "0007_rate_limits",
 ]
 
 
@@ -27,7 +28,7 @@ async def test_migrate_applies_everything_once_and_then_nothing(empty_database_u
         assert await migrate(conn) == []
         assert await storage_flavour(conn) == "plain"
         cur = await conn.execute("SELECT version, flavour FROM schema_migrations ORDER BY 1")
-        assert await cur.fetchall() == [(v, "plain") for v in range(1, 7)]
+        assert await cur.fetchall() == [(v, "plain") for v in range(1, 8)]
 
 
 async def test_workers_migrating_at_once_apply_each_migration_once(
@@ -98,4 +99,4 @@ def test_plan_refuses_an_inconsistent_set(shipped: list[Migration]) -> None:
 def test_every_shipped_version_has_a_file_for_both_paths() -> None:
     shipped = migrations.available_migrations()
     for flavour in migrations.FLAVOURS:
-        assert [m.version for m in plan(shipped, flavour)] == [1, 2, 3, 4, 5, 6]
+        assert [m.version for m in plan(shipped, flavour)] == [1, 2, 3, 4, 5, 6, 7]

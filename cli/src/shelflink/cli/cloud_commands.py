@@ -249,6 +249,13 @@ def _register_serve(sub: Any) -> None:
         "--rate", type=float, default=20.0, help="requests per second per API key (20)"
     )
     serve.add_argument("--burst", type=int, default=40, help="burst per API key (40)")
+    serve.add_argument(
+        "--rate-limit-store",
+        choices=("database", "process"),
+        default="database",
+        help="where the buckets live: database (shared by every API process; the default)"
+        " or process (in memory: N processes allow N times the rate)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -366,6 +373,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = ApiOptions(
         rate_per_s=args.rate,
         burst=args.burst,
+        rate_limit_store=args.rate_limit_store,
         pool_min_size=settings.pool_min_size,
         pool_max_size=settings.pool_max_size,
     )

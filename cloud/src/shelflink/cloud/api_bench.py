@@ -12,7 +12,10 @@ the figures instead of silently slowing the client down (coordinated
 omission).
 
 The requests mix first pages and deep keyset pages, with and without the state
-and store filters. ``shelflink bench plan`` runs it; ``python -m
+and store filters. The bench key never meets its rate limit, but every request
+still spends from its bucket: ``--rate-limit-store`` picks where the buckets
+live (the API's default, the database, or the process), to measure what the
+shared limiter costs. ``shelflink bench plan`` runs it; ``python -m
 shelflink.cloud.api_bench`` too.
 """
 
@@ -35,6 +38,7 @@ from typing import Any
 import httpx
 
 from shelflink.cloud.api.pagination import encode_cursor
+from shelflink.cloud.api.rate_limit import RATE_LIMIT_STORES, RateLimitStore
 from shelflink.cloud.api.state import ApiOptions
 from shelflink.cloud.api_keys import issue_key
 from shelflink.cloud.database import Connection, connect
@@ -188,6 +192,7 @@ async def api_process(database_url: str, options: ApiOptions) -> AsyncIterator[s
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shelflink.cloud.api_bench", "--serve", database_url,
         "--serve-rate", str(options.rate_per_s), "--serve-burst", str(options.burst),
+        "--serve-rate-limit-store", options.rate_limit_store,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -318,6 +323,8 @@ async def run_api_bench(
     rate_per_s: float = 200.0,
     duration_s: float = 20.0,
     progress: Progress | None = None,
+    *,
+    rate_limit_store: RateLimitStore = "database",
 ) -> dict[str, Any]:
     """Seed a scratch database on ``server_url``'s server, load the API, drop it."""
     if orders < 1 or rate_per_s <= 0 or duration_s <= 0:
@@ -328,7 +335,11 @@ async def run_api_bench(
             cur = await conn.execute("SHOW server_version")
             row = await cur.fetchone()
         # The bench key must never meet the rate limit: the limit is not measured.
-        options = ApiOptions(rate_per_s=rate_per_s * 10, burst=int(rate_per_s * 10))
+        options = ApiOptions(
+            rate_per_s=rate_per_s * 10,
+            burst=int(rate_per_s * 10),
+            rate_limit_store=rate_limit_store,
+        )
         async with api_process(url, options) as base_url:
             result = await _load(base_url, seeded, rate_per_s, duration_s, progress)
     return {
@@ -336,6 +347,7 @@ async def run_api_bench(
         "seed_s": round(seeded.seconds, 1),
         "rate_per_s": rate_per_s,
         "duration_s": duration_s,
+        "rate_limit_store": rate_limit_store,
         "dealer_orders": seeded.dealer_orders,
         "server": str(row[0]) if row else "?",
         **result,
@@ -348,6 +360,8 @@ def bench_api(
     rate_per_s: float = 200.0,
     duration_s: float = 20.0,
     progress: Progress | None = None,
+    *,
+    rate_limit_store: RateLimitStore = "database",
 ) -> dict[str, Any]:
     """Run :func:`run_api_bench` in its own event loop (for the command line).
 
@@ -355,10 +369,19 @@ def bench_api(
     there and drops it afterwards. Returns orders, requests, api_p50_ms,
     api_p99_ms, errors and achieved_rate, and more detail beside them.
     """
-    return asyncio.run(run_api_bench(database_url, orders, rate_per_s, duration_s, progress))
+    return asyncio.run(
+        run_api_bench(
+            database_url,
+            orders,
+            rate_per_s,
+            duration_s,
+            progress,
+            rate_limit_store=rate_limit_store,
+        )
+    )
 
 
-async def _serve(database_url: str, rate: float, burst: int) -> None:
+async def _serve(database_url: str, rate: float, burst: int, store: RateLimitStore) -> None:
     from shelflink.cloud.api.serve import serve
 
     def ready(url: str) -> None:
@@ -368,7 +391,7 @@ async def _serve(database_url: str, rate: float, burst: int) -> None:
         database_url,
         host="127.0.0.1",
         port=0,
-        options=ApiOptions(rate_per_s=rate, burst=burst),
+        options=ApiOptions(rate_per_s=rate, burst=burst, rate_limit_store=store),
         on_ready=ready,
     )
 
@@ -379,13 +402,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument(
+        "--rate-limit-store",
+        choices=RATE_LIMIT_STORES,
+        default="database",
+        help="where the API keeps its rate-limit buckets (database, the API's default)",
+    )
     # The child process the bench starts: the API alone, on a free loopback port.
     parser.add_argument("--serve", metavar="DATABASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--serve-rate", type=float, default=2000.0, help=argparse.SUPPRESS)
     parser.add_argument("--serve-burst", type=float, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve-rate-limit-store", choices=RATE_LIMIT_STORES, default="database",
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(_serve(args.serve, args.serve_rate, int(args.serve_burst)))
+        asyncio.run(
+            _serve(args.serve, args.serve_rate, int(args.serve_burst), args.serve_rate_limit_store)
+        )
         return
     if not args.database_url:
         parser.error("--database-url (or SHELFLINK_DATABASE_URL) names the PostgreSQL server")
@@ -393,7 +428,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     def progress(stage: str, done: int, total: int) -> None:
         print(f"{stage}: {done:,}/{total:,}", file=sys.stderr, flush=True)
 
-    result = bench_api(args.database_url, args.orders, args.rate, args.duration, progress)
+    result = bench_api(
+        args.database_url,
+        args.orders,
+        args.rate,
+        args.duration,
+        progress,
+        rate_limit_store=args.rate_limit_store,
+    )
     print(json.dumps(result))
 
 

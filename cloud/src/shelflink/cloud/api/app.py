@@ -19,7 +19,13 @@ from pydantic import BaseModel
 
 from shelflink.cloud.api.idempotency import purge_expired
 from shelflink.cloud.api.problems import PROBLEM_JSON, install_problem_handlers
-from shelflink.cloud.api.rate_limit import TokenBuckets
+from shelflink.cloud.api.rate_limit import (
+    RATE_LIMIT_STORES,
+    DatabaseLimiter,
+    ProcessLimiter,
+    RateLimiter,
+    TokenBuckets,
+)
 from shelflink.cloud.api.routes import alerts, catalog, dealers, keys, orders, stores, webhooks
 from shelflink.cloud.api.state import ApiOptions, ApiState
 from shelflink.cloud.database import Connection, create_pool
@@ -45,8 +51,11 @@ class Health(BaseModel):
 
 
 def create_app(database_url: str, options: ApiOptions | None = None) -> FastAPI:
-    """The dealer API on the database at ``database_url`` (migrated to 0004 or later)."""
+    """The dealer API on the database at ``database_url`` (migrated to 0004 or later;
+    0007 or later for the "database" rate-limit store)."""
     opts = options or ApiOptions()
+    if opts.rate_limit_store not in RATE_LIMIT_STORES:
+        raise ValueError(f"rate_limit_store must be one of {', '.join(RATE_LIMIT_STORES)}")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,10 +66,12 @@ def create_app(database_url: str, options: ApiOptions | None = None) -> FastAPI:
             name="shelflink-dealer-api",
         )
         async with pool:
-            app.state.shelflink = ApiState(
-                options=opts, pool=pool, limiter=TokenBuckets(opts.rate_per_s, opts.burst)
-            )
-            purger = asyncio.create_task(_purge_idempotency(pool, opts.purge_every_s))
+            shared: DatabaseLimiter | None = None
+            limiter: RateLimiter = ProcessLimiter(TokenBuckets(opts.rate_per_s, opts.burst))
+            if opts.rate_limit_store == "database":
+                limiter = shared = DatabaseLimiter(pool, opts.rate_per_s, opts.burst)
+            app.state.shelflink = ApiState(options=opts, pool=pool, rate_limiter=limiter)
+            purger = asyncio.create_task(_purge(pool, opts.purge_every_s, shared))
             try:
                 yield
             finally:
@@ -115,12 +126,19 @@ def _problem_only_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-async def _purge_idempotency(pool: AsyncConnectionPool[Connection], every_s: float) -> None:
+async def _purge(
+    pool: AsyncConnectionPool[Connection], every_s: float, buckets: DatabaseLimiter | None
+) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
             async with pool.connection() as conn:
                 purged = await purge_expired(conn)
-            logger.info("purged %d expired idempotency records", purged)
+                idle = 0 if buckets is None else await buckets.purge_idle(conn)
+            logger.info(
+                "purged %d expired idempotency records and %d idle rate-limit buckets",
+                purged,
+                idle,
+            )
         except Exception:  # a database hiccup must not end the purging for good
-            logger.exception("purging idempotency records failed")
+            logger.exception("purging idempotency records and rate-limit buckets failed")

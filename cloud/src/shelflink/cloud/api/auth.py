@@ -59,7 +59,7 @@ async def authenticate_request(request: Request) -> KeyHolder:
             401, "unauthorized", "the API key is not valid or was revoked",
             headers=_UNAUTHORIZED_HEADERS,
         )  # fmt: skip
-    wait_s = state.limiter.take(holder.key_id)
+    wait_s = await state.rate_limiter.take(holder.key_id)
     if wait_s > 0:
         raise Problem(
             429,

@@ -1,16 +1,49 @@
-"""Per-key rate limits: a token bucket per API key, in this process.
+"""Per-key rate limits: a token bucket per API key, kept in PostgreSQL or in the process.
 
-Each API process keeps its own buckets, so N processes behind a load balancer
-allow up to N times the rate. Running several needs a shared store for the
-buckets (Redis, or the load balancer's own limiter) instead; see
-docs/dealer-api.md.
+:class:`DatabaseLimiter` (the default store) keeps the buckets in the
+``api_rate_buckets`` table (migration 0007), so every API process behind a load
+balancer spends from the same bucket and N processes allow the rate once, not N
+times. One statement per request takes a token, on the database's clock so that
+API hosts whose clocks disagree still agree on the refill. :class:`ProcessLimiter`
+keeps them in this process's memory (:class:`TokenBuckets`): right for a single
+process, and N times the rate behind a load balancer. See docs/dealer-api.md.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shelflink.cloud.database import Connection
+
+logger = logging.getLogger(__name__)
+
+RateLimitStore = Literal["database", "process"]
+RATE_LIMIT_STORES: tuple[RateLimitStore, ...] = ("database", "process")
+
+# A bucket idle this long is deleted even when it refilled sooner, so that API
+# processes started with other --rate/--burst (a rolling change) cannot delete a
+# bucket another process still counts on.
+MIN_IDLE_BEFORE_PURGE_S = 3600.0
+
+
+class RateLimiter(Protocol):
+    """Spends one request of a key's allowance."""
+
+    async def take(self, key: str) -> float:
+        """0.0 when the request may run, else the seconds until ``key`` has a token."""
+        ...
+
+
+def _check(rate: float, burst: int) -> None:
+    if rate <= 0 or burst < 1:
+        raise ValueError("rate must be positive and burst at least 1")
 
 
 @dataclass(slots=True)
@@ -25,8 +58,7 @@ class TokenBuckets:
     def __init__(
         self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be positive and burst at least 1")
+        _check(rate, burst)
         self.rate = rate
         self.burst = burst
         self._clock = clock
@@ -44,3 +76,89 @@ class TokenBuckets:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
+
+
+class ProcessLimiter:
+    """The buckets in this process: each API process allows the full rate."""
+
+    def __init__(self, buckets: TokenBuckets) -> None:
+        self.buckets = buckets
+
+    async def take(self, key: str) -> float:
+        return self.buckets.take(key)
+
+
+# The clock is read once, in VALUES (excluded.updated_at), before the row lock is
+# taken; a request that read it earlier but got the lock later sees a negative
+# elapsed time, counted as none, and updated_at never goes back. So requests
+# queued on one key's row can only under-refill, never hand out more than
+# burst + rate x elapsed. A refused take stores the refill it computed, which
+# is the same bucket as before, and says so in `allowed`.
+_TAKE = """
+INSERT INTO api_rate_buckets AS b (key_id, tokens, updated_at, allowed)
+VALUES (%(key)s, %(burst)s - 1, clock_timestamp(), true)
+ON CONFLICT (key_id) DO UPDATE SET (tokens, updated_at, allowed) = (
+    SELECT CASE WHEN r.tokens >= 1 THEN r.tokens - 1 ELSE r.tokens END, r.now, r.tokens >= 1
+    FROM (SELECT least(%(burst)s, b.tokens + %(rate)s
+                       * greatest(0, extract(epoch FROM excluded.updated_at - b.updated_at))
+                 )::float8 AS tokens,
+                 greatest(b.updated_at, excluded.updated_at) AS now) r
+)
+RETURNING tokens, allowed
+"""
+
+# A bucket idle for burst / rate seconds is full, and a full bucket is what a
+# missing row means: deleting it changes no answer.
+_PURGE = """
+DELETE FROM api_rate_buckets
+WHERE updated_at < clock_timestamp() - make_interval(secs => %(idle_s)s)
+"""
+
+
+class DatabaseLimiter:
+    """The buckets in PostgreSQL, shared by every API process on the database.
+
+    Concurrent requests of one key, from any process, queue on the key's row
+    lock, so each sees the bucket the previous one left. A database error lets
+    the request through (fail open): it is logged, once per run of failures,
+    and counted in :attr:`failures`.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Connection], rate: float, burst: int) -> None:
+        _check(rate, burst)
+        self.rate = rate
+        self.burst = burst
+        self._pool = pool
+        # Requests let through because the bucket could not be read.
+        self.failures = 0
+        self._failures_at_recovery = 0
+
+    async def take(self, key: str) -> float:
+        params = {"key": key, "rate": float(self.rate), "burst": float(self.burst)}
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_TAKE, params)
+                row = await cur.fetchone()
+        except psycopg.Error:
+            # The limiter guards capacity, not data: the key is already
+            # authenticated, and refusing everyone while the bucket table is
+            # unreachable would turn a limiter fault into an outage.
+            self.failures += 1
+            if self.failures - self._failures_at_recovery == 1:
+                logger.warning("rate limit store failed; letting requests through", exc_info=True)
+            return 0.0
+        if self.failures != self._failures_at_recovery:
+            logger.warning(
+                "rate limit store answers again after %d requests went unlimited",
+                self.failures - self._failures_at_recovery,
+            )
+            self._failures_at_recovery = self.failures
+        assert row is not None
+        tokens, allowed = row
+        return 0.0 if allowed else (1.0 - float(tokens)) / self.rate
+
+    async def purge_idle(self, conn: Connection) -> int:
+        """Delete buckets that have refilled and sat idle; returns how many."""
+        idle_s = max(MIN_IDLE_BEFORE_PURGE_S, self.burst / self.rate)
+        cur = await conn.execute(_PURGE, {"idle_s": idle_s})
+        return cur.rowcount

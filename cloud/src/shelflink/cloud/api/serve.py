@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from shelflink.cloud.api.app import create_app
+from shelflink.cloud.api.rate_limit import RateLimitStore
 from shelflink.cloud.api.state import ApiOptions
 from shelflink.cloud.database import connect
 
 
 class SchemaMissing(RuntimeError):
-    """The database lacks the dealer tables."""
+    """The database lacks the dealer tables, or the rate-limit table its store needs."""
 
 
 class _Server(uvicorn.Server):
@@ -39,13 +40,21 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def check_schema(database_url: str) -> None:
-    """Raise :class:`SchemaMissing` unless the dealer tables exist."""
+async def check_schema(database_url: str, rate_limit_store: RateLimitStore | None = None) -> None:
+    """Raise :class:`SchemaMissing` unless the dealer tables exist (and the buckets' table,
+    for the "database" rate-limit store)."""
     async with await connect(database_url) as conn:
-        cur = await conn.execute("SELECT to_regclass('orders') IS NOT NULL")
+        cur = await conn.execute(
+            "SELECT to_regclass('orders') IS NOT NULL, to_regclass('api_rate_buckets') IS NOT NULL"
+        )
         row = await cur.fetchone()
     if row is None or not row[0]:
         raise SchemaMissing("the database has no dealer tables: run `shelflink cloud migrate`")
+    # Without it the limiter would let every request through (it fails open).
+    if rate_limit_store == "database" and not row[1]:
+        raise SchemaMissing(
+            "the database has no rate-limit table (migration 0007): run `shelflink cloud migrate`"
+        )
 
 
 async def serve(
@@ -58,7 +67,7 @@ async def serve(
 ) -> None:
     """Serve the API until a signal; ``on_ready`` gets the base URL once it listens
     (``port=0`` picks a free port)."""
-    await check_schema(database_url)
+    await check_schema(database_url, (options or ApiOptions()).rate_limit_store)
     config = uvicorn.Config(
         create_app(database_url, options), host=host, port=port, log_config=None, access_log=False
     )
