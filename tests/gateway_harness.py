@@ -91,6 +91,21 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 15.0, what: s
         await asyncio.sleep(0.05)
 
 
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def birth_json(device: str, seq: int, boot_id: str) -> str:
+    """A shelf's birth status: ``seq`` is the next number this boot uses."""
+    return json.dumps(
+        {
+            "v": 1, "type": "status", "device": device, "seq": seq, "ts": now_ms(),
+            "online": True, "cause": "birth", "kind": "shelf", "firmware": "1.4.2",
+            "boot_id": boot_id, "interval_ms": 10_000, "lanes": LANES,
+        }
+    )  # fmt: skip
+
+
 def shelf_json(device: str, seq: int, ts: int, **changes: Any) -> str:
     obj: dict[str, Any] = {
         "v": 1,

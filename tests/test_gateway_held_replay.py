@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
-from gateway_harness import Publisher, eventually, running_gateway, shelf_json, store_config
+from gateway_harness import (
+    Publisher,
+    birth_json,
+    eventually,
+    now_ms,
+    running_gateway,
+    shelf_json,
+    store_config,
+)
 
 from conftest import BrokerProcess
 from shelflink.cli.main import main
@@ -27,20 +34,6 @@ from shelflink.gateway.buffer_record import FIELD_SHELF
 from shelflink.gateway.dead_letter import DeadLetter, DeadLetterStore, HeldReason
 
 DAY_MS = 86_400_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def birth(device: str, seq: int, boot_id: str) -> str:
-    return json.dumps(
-        {
-            "v": 1, "type": "status", "device": device, "seq": seq, "ts": now_ms(),
-            "online": True, "cause": "birth", "kind": "shelf", "firmware": "1.4.2",
-            "boot_id": boot_id, "interval_ms": 10_000, "lanes": 4,
-        }
-    )  # fmt: skip
 
 
 def write_toml(config: GatewayConfig, path: Path) -> Path:
@@ -116,12 +109,12 @@ async def test_held_readings_reach_the_buffer_under_the_new_id(
     async with running_gateway(config) as gateway:
         pub = Publisher(mqtt_url)
         try:
-            pub.publish(f"{base}/status", birth(old, 0, "old-board"))
+            pub.publish(f"{base}/status", birth_json(old, 0, "old-board"))
             for seq in range(4):
                 pub.publish(f"{base}/telemetry", shelf_json(old, seq, now_ms()))
             await eventually(lambda: accepted(gateway, old) == 5, what="the old board's")
             # The replacement board, flashed with the same id and a fresh sequence file.
-            pub.publish(f"{base}/status", birth(old, 0, "new-board"))
+            pub.publish(f"{base}/status", birth_json(old, 0, "new-board"))
             for seq in range(3):
                 pub.publish(f"{base}/telemetry", shelf_json(old, seq, now_ms(), board_c=30.0))
             await eventually(lambda: held_count(gateway, old) == 3, what="3 held")

@@ -11,14 +11,15 @@ import functools
 import json
 import logging
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 from gateway_harness import (
     Publisher,
+    birth_json,
     eventually,
     http_get,
+    now_ms,
     running_gateway,
     shelf_json,
     store_config,
@@ -29,10 +30,6 @@ from shelflink.device.proto import batch_pb2 as pb
 from shelflink.gateway import Gateway
 from shelflink.gateway.dead_letter import DeadLetter, DeadLetterStore, HeldReason
 from shelflink.gateway.sequence_tracker import SequenceReset
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def buffered(path: Path) -> set[tuple[str, int, int]]:
@@ -195,16 +192,6 @@ async def test_health_and_metrics_endpoints(tmp_path: Path, mqtt_url: str) -> No
         assert status == 404
 
 
-def status_json(device: str, seq: int, boot_id: str) -> str:
-    return json.dumps(
-        {
-            "v": 1, "type": "status", "device": device, "seq": seq, "ts": now_ms(),
-            "online": True, "cause": "birth", "kind": "shelf", "firmware": "1.4.2",
-            "boot_id": boot_id, "interval_ms": 10_000, "lanes": 4,
-        }
-    )  # fmt: skip
-
-
 def fridge_json(device: str, seq: int) -> str:
     return json.dumps(
         {
@@ -235,14 +222,14 @@ async def test_a_replaced_board_reusing_its_id_is_alarmed_and_loses_nothing(
     async with running_gateway(config) as gateway:
         pub = Publisher(mqtt_url)
         try:
-            pub.publish(status, status_json(shelf, 0, "old-board"))
+            pub.publish(status, birth_json(shelf, 0, "old-board"))
             for seq in range(10):
                 pub.publish(telemetry, shelf_json(shelf, seq, now_ms()))
             await eventually(lambda: accepted(gateway, shelf) == 11, what="the old board's")
             # The board is replaced by one flashed with the same id and a fresh sequence
             # file; its birth arrives twice (QoS 1), the fridge goes on as usual.
-            pub.publish(status, status_json(shelf, 0, "new-board"))
-            pub.publish(status, status_json(shelf, 0, "new-board"))
+            pub.publish(status, birth_json(shelf, 0, "new-board"))
+            pub.publish(status, birth_json(shelf, 0, "new-board"))
             for seq in range(5):
                 pub.publish(telemetry, new_reading(seq))
             for seq in (10, 11):
@@ -288,7 +275,7 @@ async def test_a_replaced_board_reusing_its_id_is_alarmed_and_loses_nothing(
         try:
             pub.publish(telemetry, new_reading(5))
             await eventually(lambda: rejected(gateway, shelf, "sequence_reset") == 1, what="held")
-            pub.publish(status, status_json(shelf, 1000, "new-board-2"))
+            pub.publish(status, birth_json(shelf, 1000, "new-board-2"))
             pub.publish(telemetry, new_reading(1000))
             await eventually(lambda: accepted(gateway, shelf) == 2, what="sane again")
             assert gateway.intake is not None

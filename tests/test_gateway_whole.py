@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from gateway_harness import (
     Publisher,
     eventually,
     http_get,
+    now_ms,
     running_gateway,
     shelf_json,
     store_config,
@@ -37,10 +37,6 @@ FIELDS = {
 
 def _committed(intake: Intake, count: int) -> Callable[[], bool]:
     return lambda: sum(intake.counters.accepted.values()) >= count
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @pytest.mark.slow
