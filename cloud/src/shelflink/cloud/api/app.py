@@ -69,7 +69,7 @@ def create_app(database_url: str, options: ApiOptions | None = None) -> FastAPI:
             shared: DatabaseLimiter | None = None
             limiter: RateLimiter = ProcessLimiter(TokenBuckets(opts.rate_per_s, opts.burst))
             if opts.rate_limit_store == "database":
-                limiter = shared = DatabaseLimiter(pool, opts.rate_per_s, opts.burst)
+                limiter = shared = DatabaseLimiter(opts.rate_per_s, opts.burst)
             app.state.shelflink = ApiState(options=opts, pool=pool, rate_limiter=limiter)
             purger = asyncio.create_task(_purge(pool, opts.purge_every_s, shared))
             try:

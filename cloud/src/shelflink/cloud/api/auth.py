@@ -54,12 +54,12 @@ async def authenticate_request(request: Request) -> KeyHolder:
     state = api_state(request)
     async with state.pool.connection() as conn:
         holder = await authenticate(conn, api_key)
-    if holder is None:
-        raise Problem(
-            401, "unauthorized", "the API key is not valid or was revoked",
-            headers=_UNAUTHORIZED_HEADERS,
-        )  # fmt: skip
-    wait_s = await state.rate_limiter.take(holder.key_id)
+        if holder is None:
+            raise Problem(
+                401, "unauthorized", "the API key is not valid or was revoked",
+                headers=_UNAUTHORIZED_HEADERS,
+            )  # fmt: skip
+        wait_s = await state.rate_limiter.take(holder.key_id, conn)
     if wait_s > 0:
         raise Problem(
             429,

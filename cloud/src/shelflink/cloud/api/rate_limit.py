@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from shelflink.cloud.database import Connection
 
@@ -36,8 +35,12 @@ MIN_IDLE_BEFORE_PURGE_S = 3600.0
 class RateLimiter(Protocol):
     """Spends one request of a key's allowance."""
 
-    async def take(self, key: str) -> float:
-        """0.0 when the request may run, else the seconds until ``key`` has a token."""
+    async def take(self, key: str, conn: Connection) -> float:
+        """0.0 when the request may run, else the seconds until ``key`` has a token.
+
+        ``conn`` is the request's own connection (it has just authenticated the
+        key): a store in the database spends no second pool checkout on it.
+        """
         ...
 
 
@@ -84,7 +87,7 @@ class ProcessLimiter:
     def __init__(self, buckets: TokenBuckets) -> None:
         self.buckets = buckets
 
-    async def take(self, key: str) -> float:
+    async def take(self, key: str, conn: Connection) -> float:
         return self.buckets.take(key)
 
 
@@ -124,21 +127,20 @@ class DatabaseLimiter:
     and counted in :attr:`failures`.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int) -> None:
         _check(rate, burst)
         self.rate = rate
         self.burst = burst
-        self._pool = pool
         # Requests let through because the bucket could not be read.
         self.failures = 0
         self._failures_at_recovery = 0
 
-    async def take(self, key: str) -> float:
+    async def take(self, key: str, conn: Connection) -> float:
         params = {"key": key, "rate": float(self.rate), "burst": float(self.burst)}
         try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(_TAKE, params)
-                row = await cur.fetchone()
+            # Autocommit: the bucket's row lock is held for this statement only.
+            cur = await conn.execute(_TAKE, params)
+            row = await cur.fetchone()
         except psycopg.Error:
             # The limiter guards capacity, not data: the key is already
             # authenticated, and refusing everyone while the bucket table is
